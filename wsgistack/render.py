@@ -1,0 +1,77 @@
+"""Render the server configs in ``deploy/`` from the settings.
+
+The files in ``deploy/`` are the configs themselves; the only thing that is not
+literal server syntax is a placeholder written ``{{ NAME }}`` (upper case), which
+is replaced by the setting of that name (see ``wsgistack.settings``). An unknown
+placeholder is an error, never an empty string. nginx's own ``$variables`` and
+Apache's ``${VARS}`` are left alone.
+
+The same code runs natively (``wsgistack up``) and in the container
+entrypoints, with the standard library only::
+
+    python3 -m wsgistack.render deploy/nginx/nginx.conf --out /tmp/run
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from wsgistack.settings import Settings, SettingsError
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}")
+
+
+class RenderError(ValueError):
+    """A template names a setting that does not exist."""
+
+
+def render_text(text: str, values: Mapping[str, str], source: str = "<template>") -> str:
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            line = text.count("\n", 0, match.start()) + 1
+            raise RenderError(f"{source}:{line}: unknown placeholder {{{{ {name} }}}}")
+        return values[name]
+
+    return PLACEHOLDER.sub(substitute, text)
+
+
+def render_file(template: Path, out_dir: Path, settings: Settings) -> Path:
+    """Render ``template`` into ``out_dir`` under the same name; a folder, file by file."""
+    target = out_dir / template.name
+    if template.is_dir():
+        for child in sorted(template.iterdir()):
+            render_file(child, target, settings)
+        return target
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = render_text(template.read_text(), settings.as_template_values(), str(template))
+    target.write_text(text)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m wsgistack.render",
+        description="Fill the {{ PLACEHOLDERS }} of server configs from environment variables.",
+    )
+    parser.add_argument(
+        "templates", nargs="+", type=Path, help="config files or folders from deploy/"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder to write them to")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        for template in args.templates:
+            print(render_file(template, args.out, settings))
+    except (SettingsError, RenderError, OSError) as exc:
+        print(f"render: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,6 +24,16 @@ class Stop(Exception):
     """SIGINT or SIGTERM arrived: stop the stack gracefully."""
 
 
+class Reload:
+    """SIGHUP arrived: reload every server without dropping requests."""
+
+    requested = False
+
+    @classmethod
+    def request(cls, signum: int, frame: FrameType | None) -> None:
+        cls.requested = True
+
+
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
     # one stop is enough: a second Ctrl-C must not cut the graceful one short
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -83,18 +93,23 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = up_settings(args)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGHUP, Reload.request)
     try:
         with run_stack(spec, settings) as stack:
             s = stack.settings
             print(
                 f"wsgistack: {spec.description} ready at {stack.base_url} "
                 f"({s.WSGI_PROCESSES} processes x {s.WSGI_THREADS} threads, "
-                f"request timeout {s.REQUEST_TIMEOUT} s); Ctrl-C stops it",
+                f"request timeout {s.REQUEST_TIMEOUT} s); Ctrl-C stops it, SIGHUP reloads it",
                 flush=True,
             )
             while True:
                 stack.check_alive()
-                time.sleep(0.5)
+                if Reload.requested:
+                    Reload.requested = False
+                    print(f"wsgistack: SIGHUP: reloading {spec.name}", flush=True)
+                    stack.reload()
+                time.sleep(0.2)
     except Stop as stop:
         print(f"wsgistack: {stop}: stopped {spec.name} gracefully", flush=True)
         return 0

@@ -1,0 +1,96 @@
+"""The behaviour suite's stacks, and which behaviours each one must show.
+
+Declared here and nowhere else: a test marked ``@pytest.mark.behaviour("x")``
+runs against every stack whose set below holds "x". A stack that lacks a
+behaviour is not skipped, it is simply not asked.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.targets import NativeTarget
+
+# the behaviours a production stack behind a proxy shows
+PROXIED = {
+    "endpoints",  # every endpoint answers correctly, Server-Timing intact
+    "hardened_headers",  # no server version leaked, security headers present
+    "concurrency",  # processes x threads are real
+    "request_timeout",  # a request past REQUEST_TIMEOUT gets a JSON 504/503 in time
+    "overload",  # far too many requests get fast JSON 503/502s, none hangs
+    "bad_input",  # the app's bad parameters get 4xx JSON through the server
+    "proxy_limits",  # malformed lines, huge headers/bodies, unknown Host, slow clients
+    "graceful_stop",  # SIGTERM lets in-flight requests finish
+    "graceful_reload",  # a reload under steady traffic loses no request
+}
+
+BEHAVIOURS: dict[str, set[str]] = {
+    "uwsgi": PROXIED,
+    # the development server is a baseline for comparison, not for production
+    "devserver": {"endpoints"},
+}
+
+
+# settings a stack needs beyond the suite's (targets.SUITE_SETTINGS)
+STACK_SETTINGS: dict[str, dict[str, int]] = {
+    "devserver": {"WSGI_PROCESSES": 1, "WSGI_THREADS": 1},
+}
+
+
+def stacks_with(behaviour: str) -> list[str]:
+    return [stack for stack, behaviours in BEHAVIOURS.items() if behaviour in behaviours]
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "behaviour(name): a behaviour of the suite, run on every stack that declares it"
+    )
+
+
+def pytest_generate_tests(metafunc):
+    marker = metafunc.definition.get_closest_marker("behaviour")
+    if marker is None:
+        return
+    name = marker.args[0]
+    fixture = "fresh_stack" if "fresh_stack" in metafunc.fixturenames else "stack"
+    metafunc.parametrize(fixture, stacks_with(name), indirect=True, scope=None)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("behaviour") is not None:
+            item.add_marker(pytest.mark.server)
+
+
+@pytest.fixture(scope="session")
+def _running_stacks(tmp_path_factory):
+    """One running instance per stack, shared by the tests that do not stop it."""
+    started: dict[str, NativeTarget] = {}
+    yield started, tmp_path_factory.mktemp("stack-logs")
+    for target in started.values():
+        target.stop()
+
+
+@pytest.fixture
+def stack(request, _running_stacks):
+    """The stack under test, started once per session and left running."""
+    started, logs = _running_stacks
+    name = request.param
+    if name not in started:
+        target = NativeTarget(name, logs / f"{name}.log", STACK_SETTINGS.get(name, {}))
+        started[name] = target
+        target.start()
+    target = started[name]
+    if target.proc is None:
+        pytest.skip(f"{name} could not start (see the first test that used it)")
+    target.wait_ready()
+    return target
+
+
+@pytest.fixture
+def fresh_stack(request, tmp_path):
+    """A stack of its own, for tests that stop it."""
+    name = request.param
+    target = NativeTarget(name, tmp_path / f"{name}.log", STACK_SETTINGS.get(name, {})).start()
+    yield target
+    target.stop()

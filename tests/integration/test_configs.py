@@ -1,0 +1,74 @@
+"""The configs in deploy/, rendered and checked by the servers themselves, and
+the timeout ladder read back from the rendered files."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from wsgistack.render import render_file
+from wsgistack.settings import Settings
+from wsgistack.stacks import DEPLOY_DIR
+
+
+def need(binary: str) -> str:
+    path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/sbin")
+    if path is None:
+        pytest.skip(f"{binary} is not installed (make deps installs it)")
+    return path
+
+
+def rendered(tmp_path, name: str, **overrides) -> tuple:
+    settings = Settings.from_env({}, RUN_DIR=str(tmp_path), VENV="/usr", **overrides)
+    return render_file(DEPLOY_DIR / name, tmp_path, settings), settings
+
+
+def uwsgi_get(ini, option: str) -> str:
+    """Ask uWSGI itself for an option's value; strict mode rejects unknown options."""
+    result = subprocess.run(
+        [need("uwsgi"), "--ini", str(ini), "--get", option],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.server
+def test_nginx_accepts_its_rendered_config(tmp_path):
+    conf_dir, _ = rendered(tmp_path, "nginx")
+    result = subprocess.run(
+        [need("nginx"), "-t", "-e", "stderr", "-p", str(conf_dir), "-c", "nginx.conf"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "syntax is ok" in result.stderr
+
+
+@pytest.mark.server
+def test_uwsgi_strict_mode_accepts_the_config_and_rejects_a_typo(tmp_path):
+    ini, settings = rendered(tmp_path, "uwsgi/uwsgi.ini")
+    assert uwsgi_get(ini, "strict") == "true"
+    assert uwsgi_get(ini, "processes") == str(settings.WSGI_PROCESSES)
+    typo = tmp_path / "typo.ini"
+    typo.write_text(ini.read_text() + "\nharakri = 5\n")
+    result = subprocess.run(
+        [need("uwsgi"), "--ini", str(typo), "--get", "harakiri"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "unknown config directive: harakri" in result.stderr
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("request_timeout", [3, 30, 300])
+def test_timeout_ladder_app_server_then_proxy_then_stop_grace(tmp_path, request_timeout):
+    ini, settings = rendered(tmp_path, "uwsgi/uwsgi.ini", REQUEST_TIMEOUT=request_timeout)
+    conf_dir, _ = rendered(tmp_path, "nginx", REQUEST_TIMEOUT=request_timeout)
+    harakiri = int(uwsgi_get(ini, "harakiri"))
+    site = (conf_dir / "conf.d" / "app.conf").read_text()
+    read_timeout = int(re.search(r"^\s*uwsgi_read_timeout (\d+)s;", site, re.M).group(1))
+    assert harakiri == request_timeout
+    assert harakiri < read_timeout < settings.STOP_GRACE_PERIOD

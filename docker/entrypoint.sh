@@ -1,0 +1,26 @@
+#!/bin/sh
+# Entrypoint of every image: render this image's server configs from the
+# environment into $RUN_DIR, then become the server (exec, so that it is PID 1
+# and receives the stop signal itself).
+#
+# WSGISTACK_TEMPLATES (set per image in the Dockerfile) lists the files and
+# folders from deploy/ to render, separated by spaces; empty means nothing to
+# render. They land in $RUN_DIR under their own names, as `wsgistack up` lays
+# them out natively: $RUN_DIR/uwsgi.ini, $RUN_DIR/nginx/nginx.conf, ...
+# RUN_DIR is the only place written at run time: /tmp/wsgistack by default,
+# on the tmpfs that a read-only root filesystem gets at /tmp.
+set -eu
+
+RUN_DIR="${RUN_DIR:-/tmp/wsgistack}"
+export RUN_DIR
+
+mkdir -p "$RUN_DIR"
+
+if [ -n "${WSGISTACK_TEMPLATES:-}" ]; then
+    # word splitting is the point: one argument per template
+    # shellcheck disable=SC2086
+    /usr/bin/python3 -m wsgistack.render $WSGISTACK_TEMPLATES --out "$RUN_DIR" >/dev/null
+    echo "entrypoint: rendered $WSGISTACK_TEMPLATES into $RUN_DIR" >&2
+fi
+
+exec "$@"

@@ -1,0 +1,445 @@
+"""The container images and compose.yaml, checked against a real Docker engine.
+
+The images are built once per session (``docker compose build``: with warm
+layers that takes seconds) and each stack's profile is brought up once with
+``docker compose up -d --wait`` under the project name ``wsgistack-test`` on
+high ports (28080-28082, Locust 28089), so a stack a developer has running on
+8080-8082 is never touched. Everything is taken down again at the end.
+
+The Docker tests skip, saying why, where no Docker engine answers
+(``docker/install-engine.sh`` installs and starts one); CI turns that skip
+into a failure. The lint and compose-file checks need no engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from wsgistack.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "wsgistack-test"
+# published ports for the tests: far from the defaults a developer uses
+HOST_PORTS = {"uwsgi": 28080, "apache": 28081, "gunicorn": 28082}
+LOCUST_WEB_PORT = 28089
+# Locust gets a project of its own, so that it never touches the stack under test
+LOCUST_PROJECT = f"{PROJECT}-locust"
+STACKS = tuple(HOST_PORTS)
+# the compose services of each stack; the first one answers HTTP
+SERVICES = {"uwsgi": ("uwsgi-nginx", "uwsgi-app"), "apache": ("apache",), "gunicorn": ("gunicorn",)}
+IMAGES = {
+    target: f"wsgistack-{target}:latest"
+    for target in ("uwsgi", "nginx", "apache", "gunicorn", "locust")
+}
+STOP_SIGNALS = {
+    "uwsgi": "SIGTERM",  # with hook-master-start = unix_signal:15 gracefully_kill_them_all
+    "nginx": "SIGQUIT",
+    "apache": "SIGWINCH",
+    "gunicorn": "SIGTERM",
+    "locust": "SIGTERM",
+}
+# an arbitrary UID with GID 0, as OpenShift runs containers
+ARBITRARY_USER = "12345:0"
+BUILD_TIMEOUT = 900
+UP_TIMEOUT = 180
+
+
+def _run(args: list[str], *, timeout: float = 120, check: bool = True, env=None):
+    result = subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def _compose_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        UWSGI_HTTP_PORT=str(HOST_PORTS["uwsgi"]),
+        APACHE_HTTP_PORT=str(HOST_PORTS["apache"]),
+        GUNICORN_HTTP_PORT=str(HOST_PORTS["gunicorn"]),
+        LOCUST_WEB_PORT=str(LOCUST_WEB_PORT),
+        # `up --wait` returns one interval after the servers are ready
+        HEALTHCHECK_INTERVAL="2s",
+    )
+    # compose refuses a missing secret file; an empty one is ignored by the build
+    if not Path(env.get("CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")).is_file():
+        env["CA_BUNDLE"] = "/dev/null"
+    return env
+
+
+def compose(*args: str, timeout: float = 120, check: bool = True, project: str = PROJECT):
+    """``docker compose`` on this project, ignoring a developer's .env."""
+    command = ["docker", "compose", "--project-name", project, "--project-directory", str(ROOT)]
+    command += ["--file", str(ROOT / "compose.yaml"), "--env-file", os.devnull, *args]
+    return _run(command, timeout=timeout, check=check, env=_compose_env())
+
+
+def docker(*args: str, timeout: float = 60, check: bool = True):
+    return _run(["docker", *args], timeout=timeout, check=check)
+
+
+def _compose_problem() -> str | None:
+    if shutil.which("docker") is None:
+        return "no docker client on PATH (docker/install-engine.sh installs Docker)"
+    if _run(["docker", "compose", "version"], check=False, timeout=30).returncode != 0:
+        return "no Docker Compose v2 (`docker compose`): docker/install-engine.sh installs it"
+    return None
+
+
+def _engine_problem() -> str | None:
+    problem = _compose_problem()
+    if problem:
+        return problem
+    info = _run(["docker", "info", "--format", "{{.ServerVersion}}"], check=False, timeout=30)
+    if info.returncode != 0:
+        return (
+            "no Docker engine answers (start one as root with docker/install-engine.sh): "
+            + (info.stderr.strip().splitlines() or ["docker info failed"])[-1]
+        )
+    return None
+
+
+def http_get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:
+    # straight to 127.0.0.1, never through a proxy from the environment
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def _seconds(duration: str | int | float) -> float:
+    """Compose's durations ("45s", "1m30s") in seconds."""
+    if isinstance(duration, int | float):
+        return float(duration)
+    total, number = 0.0, ""
+    units = {"h": 3600, "m": 60, "s": 1}
+    for char in duration:
+        if char.isdigit() or char == ".":
+            number += char
+        else:
+            total += float(number) * units[char]
+            number = ""
+    return total + (float(number) if number else 0.0)
+
+
+# ---------------------------------------------------------------------------
+# fixtures
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def compose_cli() -> None:
+    """Docker Compose v2 is installed (an engine is not needed)."""
+    problem = _compose_problem()
+    if problem:
+        pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def engine() -> None:
+    """A Docker engine answers; skip with the reason otherwise."""
+    problem = _engine_problem()
+    if problem:
+        pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def images(engine) -> dict[str, str]:
+    """Every image built once (warm layers make this quick), then reused."""
+    # leftovers of an interrupted run would hold the test ports
+    for project in (PROJECT, LOCUST_PROJECT):
+        compose("--profile", "*", "down", "--timeout", "5", check=False, project=project)
+    result = compose("--profile", "*", "build", timeout=BUILD_TIMEOUT, check=False)
+    if result.returncode != 0:
+        hint = ""
+        if "debian:trixie-slim" in result.stdout + result.stderr:
+            hint = "\nwithout Docker Hub, build the base image first: docker/build-base-image.sh"
+        pytest.fail(f"docker compose build failed{hint}\n{result.stderr[-6000:]}")
+    return IMAGES
+
+
+@pytest.fixture(scope="session", params=STACKS)
+def compose_stack(request, images) -> Iterator[str]:
+    """One stack's profile up and healthy (`up --wait`); down when the next one starts."""
+    profile = request.param
+    result = compose(
+        "--profile", profile, "up", "--detach", "--wait", timeout=UP_TIMEOUT, check=False
+    )
+    if result.returncode != 0:
+        logs = compose("--profile", profile, "logs", "--no-color", "--tail", "40", check=False)
+        compose("--profile", profile, "down", "--timeout", "5", check=False)
+        pytest.fail(f"`up --wait` failed for {profile}:\n{result.stderr[-3000:]}\n{logs.stdout}")
+    yield profile
+    compose("--profile", profile, "down", "--remove-orphans", "--timeout", "20", check=False)
+
+
+def container_of(service: str) -> str:
+    ids = compose("ps", "--quiet", service).stdout.split()
+    assert ids, f"no running container for {service}"
+    return ids[0]
+
+
+def inspect(ref: str, template: str, kind: str = "container"):
+    return json.loads(docker(kind, "inspect", "--format", "{{json " + template + "}}", ref).stdout)
+
+
+# ---------------------------------------------------------------------------
+# lint and compose file: no engine needed
+# ---------------------------------------------------------------------------
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    # a pinned dev dependency: missing means a broken venv, not a reason to skip
+    assert Path(hadolint).exists(), "hadolint missing: pip install -r requirements-dev.txt"
+    result = _run([hadolint, "Dockerfile"], check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def compose_config(compose_cli) -> dict:
+    return json.loads(compose("--profile", "*", "config", "--format", "json").stdout)
+
+
+@pytest.mark.server
+def test_compose_keeps_the_timeout_ladder(compose_config) -> None:
+    # the defaults of compose.yaml against the ladder wsgistack/settings.py derives
+    settings = Settings.from_env({})
+    assert settings.APP_TIMEOUT < settings.PROXY_TIMEOUT < settings.STOP_GRACE_PERIOD
+    knobs = compose_config["services"]["uwsgi-app"]["environment"]
+    assert int(knobs["REQUEST_TIMEOUT"]) == settings.REQUEST_TIMEOUT
+    for stack_name, services in SERVICES.items():
+        for service in services:
+            grace = _seconds(compose_config["services"][service]["stop_grace_period"])
+            assert grace >= settings.STOP_GRACE_PERIOD, (stack_name, service, grace)
+
+
+@pytest.mark.server
+def test_compose_services_are_locked_down(compose_config) -> None:
+    for name, service in compose_config["services"].items():
+        assert service.get("read_only") is True, name
+        assert any(mount.split(":")[0] == "/tmp" for mount in service["tmpfs"]), name
+        assert service.get("cap_drop") == ["ALL"], name
+        for port in service.get("ports", []):
+            assert port["host_ip"] == "127.0.0.1", (name, port)
+    # the uwsgi-protocol socket is for nginx only
+    assert not compose_config["services"]["uwsgi-app"].get("ports")
+
+
+def test_env_example_documents_every_compose_variable() -> None:
+    # every ${VAR:-default} of compose.yaml, with the same default, in .env.example
+    lines = (ROOT / "compose.yaml").read_text().splitlines()
+    text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    defaults = dict(re.findall(r"\$\{([A-Z][A-Z0-9_]*):-([^}]*)\}", text))
+    documented = {
+        name: value.strip().strip('"')
+        for name, value in re.findall(
+            r"^#?([A-Z][A-Z0-9_]*)=(.*)$", (ROOT / ".env.example").read_text(), re.M
+        )
+    }
+    missing = sorted(set(defaults) - set(documented))
+    assert not missing, f".env.example lacks {missing}"
+    differing = {k: (v, documented[k]) for k, v in defaults.items() if documented[k] != v}
+    assert not differing, f"compose.yaml default vs .env.example: {differing}"
+
+
+# ---------------------------------------------------------------------------
+# images
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("target", sorted(IMAGES))
+def test_image_runs_as_non_root(images, target: str) -> None:
+    image = images[target]
+    user = inspect(image, ".Config.User", kind="image")
+    assert user and user.split(":")[0] not in ("0", "root"), user
+    uid = docker("run", "--rm", "--entrypoint", "id", image, "-u").stdout.strip()
+    assert uid != "0"
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("target", sorted(IMAGES))
+def test_image_stops_with_the_graceful_signal(images, target: str) -> None:
+    assert inspect(images[target], ".Config.StopSignal", kind="image") == STOP_SIGNALS[target]
+
+
+# ---------------------------------------------------------------------------
+# the stacks under compose
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.server
+def test_stack_serves_the_app(compose_stack: str) -> None:
+    status, body = http_get(HOST_PORTS[compose_stack], "/fib/10")
+    assert status == 200, body
+    assert json.loads(body)["value"] == "55"
+
+
+@pytest.mark.server
+def test_compose_reports_every_service_healthy(compose_stack: str) -> None:
+    lines = compose("--profile", compose_stack, "ps", "--format", "json").stdout.splitlines()
+    health = {row["Service"]: row["Health"] for row in map(json.loads, filter(None, lines))}
+    assert health == dict.fromkeys(SERVICES[compose_stack], "healthy")
+
+
+@pytest.mark.server
+def test_root_filesystem_is_read_only(compose_stack: str) -> None:
+    for service in SERVICES[compose_stack]:
+        container = container_of(service)
+        assert inspect(container, ".HostConfig.ReadonlyRootfs") is True
+        probe = docker("exec", container, "touch", "/srv/probe", check=False)
+        assert probe.returncode != 0 and "Read-only file system" in probe.stderr, service
+        assert docker("exec", container, "id", "-u").stdout.strip() != "0", service
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("compose_stack", ["uwsgi"], indirect=True)
+def test_uwsgi_socket_is_not_published(compose_stack: str) -> None:
+    ports = inspect(container_of("uwsgi-app"), ".NetworkSettings.Ports")
+    assert not ports.get("3031/tcp"), ports
+    # compose says ":0" (or fails) for a port it did not publish
+    published = compose("port", "uwsgi-app", "3031", check=False)
+    assert published.returncode != 0 or published.stdout.strip() == ":0", published.stdout
+
+
+@pytest.mark.server
+def test_locust_master_sees_its_workers(images) -> None:
+    # workers connect to the master whether or not the target is up
+    project = LOCUST_PROJECT
+    try:
+        compose("--profile", "loadtest", "up", "--detach", "--wait",
+                "--scale", "locust-worker=2", timeout=UP_TIMEOUT, project=project)  # fmt: skip
+        deadline, workers, body = time.monotonic() + 30, [], b""
+        while time.monotonic() < deadline and len(workers) < 2:
+            status, body = http_get(LOCUST_WEB_PORT, "/stats/requests")
+            workers = json.loads(body).get("workers", []) if status == 200 else []
+            time.sleep(0.5)
+        assert len(workers) == 2, body
+    finally:
+        compose("--profile", "loadtest", "down", "--timeout", "10", check=False, project=project)
+
+
+# ---------------------------------------------------------------------------
+# the images outside compose: any UID, read-only, graceful stop
+# ---------------------------------------------------------------------------
+
+# each stack as plain containers, started in this order: (name, image target,
+# network alias); "proxy" is the one that publishes the HTTP port
+LAYOUT = {
+    "uwsgi": (("app", "uwsgi", "uwsgi-app"), ("proxy", "nginx", None)),
+    "apache": (("proxy", "apache", None),),
+    "gunicorn": (("proxy", "gunicorn", None),),
+}
+CONTAINER_PORTS = {"nginx": 8080, "apache": 8081, "gunicorn": 8082}
+
+
+@dataclass
+class Standalone:
+    """One stack run with `docker run`: its containers and the published port."""
+
+    containers: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+
+
+def _wait_healthy(container: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = inspect(container, ".State.Health.Status")
+        if status == "healthy":
+            return
+        if not inspect(container, ".State.Running"):
+            break
+        time.sleep(0.5)
+    logs = docker("logs", "--tail", "30", container, check=False)
+    pytest.fail(f"{container} not healthy: {status}\n{logs.stdout}{logs.stderr}")
+
+
+@contextmanager
+def standalone(stack_name: str, images: dict[str, str], user: str | None) -> Iterator[Standalone]:
+    """The stack's images as plain containers: read-only, tmpfs /tmp, optional --user."""
+    tag = f"{PROJECT}-{uuid.uuid4().hex[:8]}"
+    running = Standalone()
+    docker("network", "create", tag)
+    try:
+        for name, target, alias in LAYOUT[stack_name]:
+            args = ["run", "--detach", "--name", f"{tag}-{name}", "--network", tag]
+            args += ["--read-only", "--tmpfs", "/tmp", "--health-interval", "1s"]
+            if user:
+                args += ["--user", user]
+            if alias:
+                args += ["--network-alias", alias]
+            if target in CONTAINER_PORTS:
+                args += ["--publish", f"127.0.0.1::{CONTAINER_PORTS[target]}"]
+            container = docker(*args, images[target]).stdout.strip()
+            running.containers[name] = container
+            _wait_healthy(container)
+        proxy = running.containers["proxy"]
+        port = inspect(proxy, ".NetworkSettings.Ports")
+        running.port = int(next(iter(port.values()))[0]["HostPort"])
+        yield running
+    finally:
+        for container in running.containers.values():
+            docker("rm", "--force", container, check=False)
+        docker("network", "rm", tag, check=False)
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("stack_name", STACKS)
+def test_runs_under_an_arbitrary_uid(images, stack_name: str) -> None:
+    with standalone(stack_name, images, user=ARBITRARY_USER) as running:
+        status, body = http_get(running.port, "/fib/10")
+        assert status == 200 and json.loads(body)["value"] == "55", body
+        for container in running.containers.values():
+            assert docker("exec", container, "id", "-u").stdout.strip() == "12345"
+
+
+# (stack, the container stopped while a request is in flight)
+GRACEFUL_STOPS = [("uwsgi", "proxy"), ("uwsgi", "app"), ("apache", "proxy"), ("gunicorn", "proxy")]
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(("stack_name", "stopped"), GRACEFUL_STOPS)
+def test_stop_lets_the_request_in_flight_finish(images, stack_name: str, stopped: str) -> None:
+    with standalone(stack_name, images, user=None) as running:
+        answer: dict[str, object] = {}
+
+        def slow_request() -> None:
+            try:
+                answer["status"], answer["body"] = http_get(running.port, "/io?ms=3000", 30)
+            except OSError as error:  # the connection cut: what a bad stop does
+                answer["error"] = repr(error)
+
+        client = threading.Thread(target=slow_request)
+        client.start()
+        time.sleep(1)  # the request is in the app now
+        started = time.monotonic()
+        docker("stop", "--time", "20", running.containers[stopped], timeout=60)
+        client.join(30)
+        assert answer.get("status") == 200, answer
+        # stopped by its own graceful stop, not killed at the deadline
+        assert time.monotonic() - started < 15
+        assert inspect(running.containers[stopped], ".State.ExitCode") != 137

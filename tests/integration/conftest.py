@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.targets import NativeTarget
+from tests.integration.targets import make_target
 
 # the behaviours a production stack behind a proxy shows
 PROXIED = {
@@ -24,8 +24,13 @@ PROXIED = {
     "graceful_reload",  # a reload under steady traffic loses no request
 }
 
+# what a compose stack shows: a reload is an orchestrator's job there (new
+# containers), not a signal to a running one
+CONTAINERIZED = PROXIED - {"graceful_reload"}
+
 BEHAVIOURS: dict[str, set[str]] = {
     "uwsgi": PROXIED,
+    "docker-uwsgi": CONTAINERIZED,
     # the development server is a baseline for comparison, not for production
     "devserver": {"endpoints"},
 }
@@ -64,11 +69,13 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def _running_stacks(tmp_path_factory):
-    """One running instance per stack, shared by the tests that do not stop it."""
-    started: dict[str, NativeTarget] = {}
+    """One running instance per stack, shared by the tests that do not stop it;
+    a stack that failed to start is remembered, not started again per test."""
+    started: dict = {}
     yield started, tmp_path_factory.mktemp("stack-logs")
     for target in started.values():
-        target.stop()
+        if not isinstance(target, BaseException):
+            target.stop()
 
 
 @pytest.fixture
@@ -77,12 +84,18 @@ def stack(request, _running_stacks):
     started, logs = _running_stacks
     name = request.param
     if name not in started:
-        target = NativeTarget(name, logs / f"{name}.log", STACK_SETTINGS.get(name, {}))
-        started[name] = target
-        target.start()
+        target = make_target(name, logs / f"{name}.log", STACK_SETTINGS.get(name, {}))
+        try:
+            started[name] = target.start()
+        except BaseException as exc:
+            started[name] = exc
+            target.stop()
+            raise
     target = started[name]
-    if target.proc is None:
-        pytest.skip(f"{name} could not start (see the first test that used it)")
+    if isinstance(target, pytest.skip.Exception):
+        pytest.skip(str(target))
+    if isinstance(target, BaseException):
+        pytest.fail(f"{name} did not start (see the first test that used it): {target}")
     target.wait_ready()
     return target
 
@@ -91,6 +104,8 @@ def stack(request, _running_stacks):
 def fresh_stack(request, tmp_path):
     """A stack of its own, for tests that stop it."""
     name = request.param
-    target = NativeTarget(name, tmp_path / f"{name}.log", STACK_SETTINGS.get(name, {})).start()
-    yield target
-    target.stop()
+    target = make_target(name, tmp_path / f"{name}.log", STACK_SETTINGS.get(name, {}))
+    try:
+        yield target.start()
+    finally:
+        target.stop()

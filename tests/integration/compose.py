@@ -1,0 +1,126 @@
+"""Docker and Compose from the tests: one place for the commands, the test
+project's ports and the checks that an engine answers. Used by the container
+tests and by the behaviour suite's compose targets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "wsgistack-test"
+# published ports for the tests: far from the defaults a developer uses
+HOST_PORTS = {"uwsgi": 28080, "apache": 28081, "gunicorn": 28082}
+LOCUST_WEB_PORT = 28089
+# Locust gets a project of its own, so that it never touches the stack under test
+LOCUST_PROJECT = f"{PROJECT}-locust"
+STACKS = tuple(HOST_PORTS)
+# the compose services of each stack; the first one answers HTTP
+SERVICES = {"uwsgi": ("uwsgi-nginx", "uwsgi-app"), "apache": ("apache",), "gunicorn": ("gunicorn",)}
+IMAGES = {
+    target: f"wsgistack-{target}:latest"
+    for target in ("uwsgi", "nginx", "apache", "gunicorn", "locust")
+}
+STOP_SIGNALS = {
+    "uwsgi": "SIGTERM",  # with hook-master-start = unix_signal:15 gracefully_kill_them_all
+    "nginx": "SIGQUIT",
+    "apache": "SIGWINCH",
+    "gunicorn": "SIGTERM",
+    "locust": "SIGTERM",
+}
+# an arbitrary UID with GID 0, as OpenShift runs containers
+ARBITRARY_USER = "12345:0"
+BUILD_TIMEOUT = 900
+UP_TIMEOUT = 180
+
+
+def run(args: list[str], *, timeout: float = 120, check: bool = True, env=None):
+    result = subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def compose_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        UWSGI_HTTP_PORT=str(HOST_PORTS["uwsgi"]),
+        APACHE_HTTP_PORT=str(HOST_PORTS["apache"]),
+        GUNICORN_HTTP_PORT=str(HOST_PORTS["gunicorn"]),
+        LOCUST_WEB_PORT=str(LOCUST_WEB_PORT),
+        # `up --wait` returns one interval after the servers are ready
+        HEALTHCHECK_INTERVAL="2s",
+    )
+    # compose refuses a missing secret file; an empty one is ignored by the build
+    if not Path(env.get("CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")).is_file():
+        env["CA_BUNDLE"] = "/dev/null"
+    env.update(extra or {})
+    return env
+
+
+def compose_command(*args: str, project: str = PROJECT) -> list[str]:
+    """``docker compose`` on this project, ignoring a developer's .env."""
+    command = ["docker", "compose", "--project-name", project, "--project-directory", str(ROOT)]
+    return [*command, "--file", str(ROOT / "compose.yaml"), "--env-file", os.devnull, *args]
+
+
+def compose(
+    *args: str,
+    timeout: float = 120,
+    check: bool = True,
+    project: str = PROJECT,
+    env: dict[str, str] | None = None,
+):
+    return run(compose_command(*args, project=project), timeout=timeout, check=check,
+               env=compose_env(env))  # fmt: skip
+
+
+_built = False
+
+
+def build_images() -> None:
+    """Build every image once per test session (warm layers make it quick)."""
+    global _built
+    if _built:
+        return
+    result = compose("--profile", "*", "build", timeout=BUILD_TIMEOUT, check=False)
+    if result.returncode != 0:
+        hint = ""
+        if "debian:trixie-slim" in result.stdout + result.stderr:
+            hint = "\nwithout Docker Hub, build the base image first: docker/build-base-image.sh"
+        pytest.fail(f"docker compose build failed{hint}\n{result.stderr[-6000:]}")
+    _built = True
+
+
+def docker(*args: str, timeout: float = 60, check: bool = True):
+    return run(["docker", *args], timeout=timeout, check=check)
+
+
+def compose_problem() -> str | None:
+    if shutil.which("docker") is None:
+        return "no docker client on PATH (docker/install-engine.sh installs Docker)"
+    if run(["docker", "compose", "version"], check=False, timeout=30).returncode != 0:
+        return "no Docker Compose v2 (`docker compose`): docker/install-engine.sh installs it"
+    return None
+
+
+def engine_problem() -> str | None:
+    problem = compose_problem()
+    if problem:
+        return problem
+    info = run(["docker", "info", "--format", "{{.ServerVersion}}"], check=False, timeout=30)
+    if info.returncode != 0:
+        return (
+            "no Docker engine answers (start one as root with docker/install-engine.sh): "
+            + (info.stderr.strip().splitlines() or ["docker info failed"])[-1]
+        )
+    return None

@@ -6,9 +6,13 @@ every server at once. ``.env.example`` documents each knob for compose users.
 
 The timeout ladder is derived here and nowhere else, from ``REQUEST_TIMEOUT``:
 
-    app server kill (harakiri, mod_wsgi request-timeout, gunicorn timeout)
-      < proxy read timeout (nginx uwsgi_read_timeout, Apache Timeout)
+    app server's limit (uWSGI harakiri, mod_wsgi request-timeout)
+      < proxy timeout (nginx uwsgi_read_timeout, mod_wsgi socket-timeout)
       < stop grace period (compose stop_grace_period, the native runner's wait)
+
+(mod_wsgi's request-timeout is a fail-safe averaged over a daemon's threads, so
+for Apache the client's deadline is socket-timeout; gunicorn's gthread
+`timeout` is a worker heartbeat and never ends a slow request.)
 
 so a stuck request is killed by the server that can free its worker, the proxy
 answers the client before giving up itself, and a graceful stop never cuts a
@@ -87,6 +91,7 @@ KNOBS: tuple[Knob, ...] = (
         "uwsgi-protocol socket: a path (unix) or host:port; default RUN_DIR/uwsgi.sock",
     ),
     Knob("VENV", "", "virtualenv the app is installed in (uWSGI virtualenv, mod_wsgi python-home)"),
+    Knob("WSGI_APP", "app.wsgi:application", "the WSGI callable the servers import, module:name"),
 )
 
 
@@ -106,6 +111,7 @@ class Settings:
     RUN_DIR: str
     UWSGI_SOCKET: str
     VENV: str
+    WSGI_APP: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: int | str) -> Settings:

@@ -50,7 +50,7 @@ def devserver(settings: Settings, run_dir: Path) -> list[Server]:
         raise StackError("the development server runs one process only (--processes 1)")
     threads = "--with-threads" if settings.WSGI_THREADS > 1 else "--without-threads"
     argv = [
-        _venv_bin(settings, "python"), "-m", "flask", "--app", "app.wsgi", "run",
+        _venv_bin(settings, "python"), "-m", "flask", "--app", settings.WSGI_APP, "run",
         "--host", settings.BIND_ADDRESS, "--port", str(settings.PORT),
         "--no-reload", "--no-debugger", threads,
     ]  # fmt: skip
@@ -61,7 +61,7 @@ def gunicorn(settings: Settings, run_dir: Path) -> list[Server]:
     argv = [
         _venv_bin(settings, "gunicorn"),
         "--config", str(DEPLOY_DIR / "gunicorn" / "gunicorn.conf.py"),
-        "app.wsgi:application",
+        settings.WSGI_APP,
     ]  # fmt: skip
     return [
         Server("gunicorn", argv, stop_signal=signal.SIGTERM, reload=_signal(signal.SIGHUP)),
@@ -106,6 +106,23 @@ def uwsgi_direct(settings: Settings, run_dir: Path) -> list[Server]:
 
 def apache(settings: Settings, run_dir: Path) -> list[Server]:
     conf_dir = render_file(DEPLOY_DIR / "apache-mod_wsgi", run_dir, settings)
+
+    def reload_daemons(proc: subprocess.Popen) -> None:
+        # SIGUSR1 to the mod_wsgi daemons ("(wsgi:app)" in ps), not to Apache:
+        # each finishes its requests (graceful-timeout) and re-imports the app.
+        # Apache's own graceful restart kills busy daemons after 3 s and refuses
+        # a few requests while it re-creates their socket (conf.d/app.conf).
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                daemon = (entry / "cmdline").read_bytes().startswith(b"(wsgi:")
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            if ppid == proc.pid and daemon:
+                os.kill(int(entry.name), signal.SIGUSR1)
+
     return [
         Server(
             "apache",
@@ -119,8 +136,7 @@ def apache(settings: Settings, run_dir: Path) -> list[Server]:
             ],
             # SIGWINCH: graceful stop, in-flight requests finish (SIGTERM cuts them)
             stop_signal=signal.SIGWINCH,
-            # SIGUSR1: graceful restart
-            reload=_signal(signal.SIGUSR1),
+            reload=reload_daemons,
         ),
     ]
 

@@ -28,9 +28,18 @@ PROXIED = {
 # containers), not a signal to a running one
 CONTAINERIZED = PROXIED - {"graceful_reload"}
 
+# gunicorn alone has no proxy in front: no per-request timeout (its gthread
+# `timeout` is a worker heartbeat), no overload shedding, no Host check, no body
+# limit, no slow-client defence, no security headers (deploy/gunicorn/)
+GUNICORN = {"endpoints", "concurrency", "bad_input", "graceful_stop", "graceful_reload"}
+
 BEHAVIOURS: dict[str, set[str]] = {
     "uwsgi": PROXIED,
+    "apache": PROXIED,
+    "gunicorn": GUNICORN,
     "docker-uwsgi": CONTAINERIZED,
+    "docker-apache": CONTAINERIZED,
+    "docker-gunicorn": GUNICORN - {"graceful_reload"},
     # the development server is a baseline for comparison, not for production
     "devserver": {"endpoints"},
 }

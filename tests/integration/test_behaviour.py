@@ -121,14 +121,15 @@ def test_no_version_leaks_and_security_headers_are_set(stack, path):
 
 @pytest.mark.behaviour("concurrency")
 def test_processes_and_threads_are_real(stack):
+    # one second per request: long against the noise of a shared 2-core machine
     start = time.monotonic()
-    answers = concurrently(stack.base_url, ["/io?ms=300"] * stack.slots)
+    answers = concurrently(stack.base_url, ["/io?ms=1000"] * stack.slots)
     elapsed = time.monotonic() - start
     assert all(not isinstance(a, Exception) and a.status == 200 for a in answers), answers
     pids = {a.json["pid"] for a in answers}
     assert len(pids) == stack.settings.WSGI_PROCESSES, pids
-    # every slot served one at once: well under two rounds of 300 ms
-    assert elapsed < 0.3 * 1.7, f"{stack.slots} x 300 ms took {elapsed:.2f} s"
+    # every slot served one at once: well under the two rounds (2 s) of any less
+    assert elapsed < 1.6, f"{stack.slots} concurrent 1 s requests took {elapsed:.2f} s"
 
 
 # --- 3. request timeout -----------------------------------------------------

@@ -48,6 +48,17 @@ def test_nginx_accepts_its_rendered_config(tmp_path):
 
 
 @pytest.mark.server
+def test_apache_accepts_its_rendered_config(tmp_path):
+    conf_dir, _ = rendered(tmp_path, "apache-mod_wsgi")
+    result = subprocess.run(
+        [need("apache2"), "-t", "-d", str(conf_dir), "-f", str(conf_dir / "httpd.conf")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Syntax OK" in result.stderr
+
+
+@pytest.mark.server
 def test_uwsgi_strict_mode_accepts_the_config_and_rejects_a_typo(tmp_path):
     ini, settings = rendered(tmp_path, "uwsgi/uwsgi.ini")
     assert uwsgi_get(ini, "strict") == "true"
@@ -72,3 +83,11 @@ def test_timeout_ladder_app_server_then_proxy_then_stop_grace(tmp_path, request_
     read_timeout = int(re.search(r"^\s*uwsgi_read_timeout (\d+)s;", site, re.M).group(1))
     assert harakiri == request_timeout
     assert harakiri < read_timeout < settings.STOP_GRACE_PERIOD
+
+    # Apache + mod_wsgi: the daemon's request-timeout, then socket-timeout (how
+    # long Apache waits on the daemon: the proxy timeout), then the grace period
+    apache_dir, _ = rendered(tmp_path, "apache-mod_wsgi", REQUEST_TIMEOUT=request_timeout)
+    daemon = (apache_dir / "conf.d" / "app.conf").read_text()
+    options = dict(re.findall(r"(?<![\w-])(request-timeout|socket-timeout)=(\d+)", daemon))
+    assert int(options["request-timeout"]) == request_timeout
+    assert request_timeout < int(options["socket-timeout"]) < settings.STOP_GRACE_PERIOD

@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass, fields
 PROXY_MARGIN = 5
 # seconds a graceful stop waits beyond the proxy timeout before it kills
 STOP_MARGIN = 10
+# Apache threads per process: ThreadsPerChild in deploy/apache-mod_wsgi/httpd.conf
+APACHE_THREADS_PER_CHILD = 64
 
 
 class SettingsError(ValueError):
@@ -151,6 +153,19 @@ class Settings:
         that would only time out.
         """
         return self.WORKER_SLOTS + self.LISTEN_BACKLOG
+
+    @property
+    def APACHE_MAX_REQUEST_WORKERS(self) -> int:
+        """Apache threads: a relay for every request the daemons take, and as
+        many again to refuse the surplus with a 503 (deploy/apache-mod_wsgi)."""
+        per_process = APACHE_THREADS_PER_CHILD
+        wanted = max(512, 2 * self.PROXY_MAX_CONNS)
+        return -(-wanted // per_process) * per_process
+
+    @property
+    def APACHE_SERVER_LIMIT(self) -> int:
+        """Apache process slots: the serving ones, and as many finishing a reload."""
+        return 2 * self.APACHE_MAX_REQUEST_WORKERS // APACHE_THREADS_PER_CHILD
 
     @property
     def UWSGI_UPSTREAM(self) -> str:

@@ -47,3 +47,19 @@ def test_render_fills_placeholders_and_leaves_server_variables_alone():
 def test_render_refuses_an_unknown_placeholder_with_its_line():
     with pytest.raises(RenderError, match=r"conf:2: unknown placeholder \{\{ NOPE \}\}"):
         render_text("a\nb {{ NOPE }}", {}, "conf")
+
+
+@pytest.mark.parametrize(
+    ("processes", "threads", "backlog", "workers", "limit"),
+    [(2, 8, 128, 512, 16), (8, 32, 1000, 2560, 80), (1, 1, 300, 640, 20)],
+)
+def test_apache_is_sized_for_twice_what_the_daemons_take(
+    processes, threads, backlog, workers, limit
+):
+    s = Settings.from_env(
+        {"WSGI_PROCESSES": str(processes), "WSGI_THREADS": str(threads),
+         "LISTEN_BACKLOG": str(backlog)}
+    )  # fmt: skip
+    assert s.APACHE_MAX_REQUEST_WORKERS == workers
+    assert workers % 64 == 0 and workers >= 2 * s.PROXY_MAX_CONNS
+    assert s.APACHE_SERVER_LIMIT == limit

@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rend.add_argument("args", nargs=argparse.REMAINDER)
     rend.set_defaults(func=lambda a: render.main(a.args))
+
+    # imported here: their heavy imports (matplotlib, rich, psutil) happen only
+    # when their command runs, never for `wsgistack up`
+    from wsgistack import bench, sizing
+
+    bench.add_parser(sub)
+    sizing.add_parser(sub)
     return parser
 
 

@@ -369,3 +369,19 @@ def test_stop_lets_the_request_in_flight_finish(images, stack_name: str, stopped
         # stopped by its own graceful stop, not killed at the deadline
         assert time.monotonic() - started < 15
         assert inspect(running.containers[stopped], ".State.ExitCode") != 137
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("compose_stack", ["uwsgi"], indirect=True)
+def test_a_headless_locust_run_against_the_uwsgi_profile_passes(compose_stack: str) -> None:
+    """The loadtest profile's image, on the compose network, against nginx ->
+    uWSGI: Locust's exit code says the answers were right and the thresholds held."""
+    result = compose(
+        "--profile", "uwsgi", "--profile", "loadtest", "run", "--rm", "--no-deps",
+        "locust-master", "locust", "--config", "/srv/loadtests/locust.conf", "--headless",
+        "--users", "10", "--spawn-rate", "10", "--run-time", "10s",
+        "--host", "http://uwsgi-nginx:8080", "SequenceUser", "IoUser",
+        timeout=180, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Aggregated" in result.stdout + result.stderr

@@ -60,6 +60,6 @@ def test_apache_is_sized_for_twice_what_the_daemons_take(
         {"WSGI_PROCESSES": str(processes), "WSGI_THREADS": str(threads),
          "LISTEN_BACKLOG": str(backlog)}
     )  # fmt: skip
-    assert s.APACHE_MAX_REQUEST_WORKERS == workers
+    assert workers == s.APACHE_MAX_REQUEST_WORKERS
     assert workers % 64 == 0 and workers >= 2 * s.PROXY_MAX_CONNS
-    assert s.APACHE_SERVER_LIMIT == limit
+    assert limit == s.APACHE_SERVER_LIMIT

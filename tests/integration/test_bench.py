@@ -1,0 +1,281 @@
+"""``wsgistack bench``: the quick benchmark end to end on the native stacks, the
+files it writes, its refusals before anything starts, and its clean-up on Ctrl-C."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from wsgistack import bench, cli
+from wsgistack.runner import (
+    StackError,
+    check_binaries,
+    check_system_python,
+    find_free_port,
+    http_get,
+)
+from wsgistack.stacks import ROOT, get_stack
+
+
+def wsgistack(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "wsgistack.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def require_stacks(*names: str) -> None:
+    for name in names:
+        try:
+            check_binaries(get_stack(name))
+            check_system_python(get_stack(name))
+        except StackError as exc:
+            pytest.skip(str(exc))
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """One `wsgistack bench --quick` on every native stack: its run and its folder."""
+    require_stacks(*bench.DEFAULT_STACKS)
+    out = tmp_path_factory.mktemp("bench") / "quick"
+    port = find_free_port()
+    started = time.monotonic()
+    run = wsgistack("bench", "--quick", "--port", str(port), "--out", str(out))
+    return run, out, port, time.monotonic() - started
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as source:
+        return list(csv.DictReader(source))
+
+
+@pytest.mark.server
+def test_quick_bench_runs_every_stack_within_two_minutes(quick):
+    run, out, port, seconds = quick
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert seconds < 150, f"--quick took {seconds:.0f} s"
+    # the main table is printed at the end, every server is stopped
+    assert "requests/s (p95 ms)" in run.stdout
+    assert port_is_free(port)
+
+
+@pytest.mark.server
+def test_results_csv_has_one_measured_row_per_run(quick):
+    _, out, _, _ = quick
+    rows = read_csv(out / "results.csv")
+    assert list(rows[0]) == bench.RESULT_COLUMNS
+    plan = bench.build_plan(bench.DEFAULT_STACKS, bench.MODES["quick"])
+    expected = {
+        (run.stack, str(run.setting.processes), str(run.setting.threads), workload)
+        for run in plan
+        for workload in run.workloads
+    }
+    assert {(r["stack"], r["processes"], r["threads"], r["workload"]) for r in rows} == expected
+    assert len(rows) == len(expected)
+    for row in rows:
+        where = f"{row['stack']} {row['workload']}"
+        assert row["error"] == "", f"{where}: {row['error']}"
+        assert int(row["requests"]) > 0 and float(row["rps"]) > 0, where
+        # answers are checked: a failure is a wrong answer or a refused request
+        assert row["failures"] == "0", where
+        assert float(row["p50_ms"]) <= float(row["p95_ms"]) <= float(row["p99_ms"]), where
+        for column in ("server_cores", "generator_cores", "app_cpu_ms", "server_cpu_ms"):
+            assert float(row[column]) > 0, f"{where}: {column}"
+        assert row["generator_bound"] in ("True", "False")
+        # Locust's own output is kept beside ours
+        prefix = out / row["locust_files"].rstrip("*")
+        assert Path(f"{prefix}_stats.csv").is_file() and Path(f"{prefix}.html").is_file()
+
+
+@pytest.mark.server
+def test_batches_csv_times_the_replay(quick):
+    _, out, _, _ = quick
+    rows = read_csv(out / "batches.csv")
+    assert list(rows[0]) == bench.BATCH_COLUMNS
+    # --quick replays on the development server and the first stack only
+    assert {r["stack"] for r in rows} == {"uwsgi", "devserver"}
+    for row in rows:
+        assert row["error"] == "" and row["failures"] == "0", row
+        assert row["requests"] == "10" and 0 < float(row["seconds"]) < 10, row
+        assert (row["claimed_devserver_seconds"], row["claimed_multi_seconds"]) == ("3.25", "2.52")
+
+
+@pytest.mark.server
+def test_report_md_has_the_tables(quick):
+    _, out, _, _ = quick
+    report = (out / "report.md").read_text()
+    assert "## Performance targets" in report
+    assert "| target | figure | verdict | note |" in report
+    for workload in ("cpu", "sequence", "io"):
+        assert f"![requests/s and p95, {workload}](charts/{workload}.png)" in report
+    for stack in bench.DEFAULT_STACKS:
+        assert re.search(rf"^\| {re.escape(stack)} \| \d", report, re.M), stack
+    assert "## The original comparison, replayed" in report
+    assert "| 10 | 3.25 s | 2.52 s | 1.29 x |" in report
+
+
+@pytest.mark.server
+def test_report_html_is_self_contained_with_charts(quick):
+    _, out, _, _ = quick
+    html = (out / "report.html").read_text()
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
+    # cpu, sequence, io and the replay
+    assert len(images) == 4
+    assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
+    assert not re.search(r'(src|href)="(?!data:)', html), "refers to another file"
+    assert "<table>" in html
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stacks", "uwsgi,nosuch"], "unknown stack 'nosuch'"),
+        (["--settings", "2by16"], "is not PROCESSESxTHREADS"),
+        (["--duration", "0"], "must be above 0"),
+        (["--quick", "--full"], "not allowed with argument"),
+    ],
+)
+def test_bad_arguments_are_refused(args, message):
+    run = wsgistack("bench", *args, timeout=30)
+    assert run.returncode == 2
+    assert message in run.stderr
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(tmp_path):
+    out = tmp_path / "report"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = wsgistack("bench", "--stacks", "devserver", "--port", str(port), "--out", str(out))
+    assert run.returncode == 1
+    assert f"port 127.0.0.1:{port} is taken" in run.stderr
+    assert not out.exists()
+
+
+def test_a_missing_server_binary_is_refused(monkeypatch, tmp_path, capsys):
+    spec = get_stack("uwsgi")
+    monkeypatch.setattr(spec, "binaries", {"no-such-server": "apt-get install it"})
+    code = cli.main(["bench", "--stacks", "devserver,uwsgi", "--out", str(tmp_path / "r")])
+    assert code == 1
+    assert "no-such-server (apt-get install it)" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_docker_mode_says_when_the_compose_stacks_are_down(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("UWSGI_HTTP_PORT", str(find_free_port()))
+    code = cli.main(["bench", "--docker", "--stacks", "uwsgi", "--out", str(tmp_path / "r")])
+    assert code == 1
+    assert "docker compose --profile uwsgi up -d --wait" in capsys.readouterr().err
+
+
+@pytest.mark.server
+def test_ctrl_c_stops_every_server(tmp_path):
+    require_stacks("uwsgi")
+    port = find_free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsgistack.cli", "bench", "--stacks", "uwsgi", "--settings",
+         "1x1", "--duration", "60", "--port", str(port), "--out", str(tmp_path / "r")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if http_get(f"http://127.0.0.1:{port}/up", timeout=1)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        # the servers and Locust
+        assert len(children) >= 3
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        output = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    assert "interrupted" in output
+    alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+    assert port_is_free(port)
+    # what was measured before the interrupt is reported
+    assert (tmp_path / "r" / "report.md").is_file()
+
+
+HELLO_APP = """
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello from " + environ["PATH_INFO"].encode()]
+"""
+HELLO_LOCUSTFILE = """
+from locust import FastHttpUser, constant, task
+
+
+class Hello(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def hello(self):
+        with self.client.get("/x", catch_response=True) as resp:
+            if resp.text != "hello from /x":
+                resp.failure("wrong answer")
+"""
+
+
+@pytest.fixture
+def own_app():
+    """A WSGI app and its locustfile in a folder the servers' unprivileged user can read."""
+    folder = Path(tempfile.mkdtemp(prefix="wsgistack-own-app-"))
+    folder.chmod(0o755)
+    (folder / "hello_app.py").write_text(HELLO_APP)
+    (folder / "hello_locust.py").write_text(HELLO_LOCUSTFILE)
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("stack", ["uwsgi", "gunicorn"])
+def test_sizing_recommends_a_setting_for_your_own_app(stack, own_app, tmp_path):
+    require_stacks(stack)
+    out = tmp_path / "sizing"
+    run = subprocess.run(
+        [sys.executable, "-m", "wsgistack.cli", "sizing", "--stack", stack,
+         "--app", "hello_app:application", "--locustfile", "hello_locust.py",
+         "--processes", "1,2", "--threads", "1,4", "--duration", "1", "--users", "8",
+         "--port", str(find_free_port()), "--out", str(out)],
+        cwd=own_app, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Recommended:" in run.stdout
+    rows = read_csv(out / "results.csv")
+    assert len(rows) == 4
+    # the servers ran the app given, and the locustfile checked its answers
+    assert all(r["error"] == "" and r["failures"] == "0" and int(r["requests"]) > 0 for r in rows)
+    report = (out / "report.md").read_text()
+    assert "## Recommendation" in report and "hello_app:application" in report
+    assert "data:image/png;base64," in (out / "report.html").read_text()

@@ -1,0 +1,263 @@
+"""``wsgistack sizing``: which processes x threads suit this app on this machine?
+
+    wsgistack sizing --stack uwsgi --workload io --p95-ms 250
+    wsgistack sizing --stack gunicorn --app myproject.wsgi:application \\
+        --locustfile loadtests/myproject.py --user-class Browse --p95-ms 500
+
+Sweeps processes x threads with the benchmark's machinery (one stack start per
+setting, Locust with the measurement probe, psutil on the servers), then
+recommends the setting with the highest throughput whose p95 stays within
+--p95-ms and whose failures stay within --max-fail-ratio. The evidence (the
+table, a heat map of requests/s and p95, Locust's own reports) goes to
+``reports/sizing-<timestamp>/``.
+
+Another app: --app module:callable sets WSGI_APP, which uWSGI (``module``),
+gunicorn and the development server (Flask apps only) import instead of
+app.wsgi:application; the module is found from the current folder. Its
+scenarios come from --locustfile (the Fibonacci ones check Fibonacci answers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from wsgistack import bench
+from wsgistack.bench import RunResult, Setting, StackRun, Workload
+from wsgistack.runner import StackError
+from wsgistack.stacks import STACKS
+
+# stacks whose app server imports WSGI_APP (Apache serves deploy/apache-mod_wsgi/app.wsgi)
+APP_STACKS = ("uwsgi", "uwsgi-direct", "gunicorn", "devserver")
+# settings this close to the best throughput are as good, within the noise
+NOISE = 0.05
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers like 1,2,4") from None
+    if not values or values[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every value must be at least 1")
+    return values
+
+
+def add_parser(sub) -> None:
+    cores = os.cpu_count() or 1
+    parser = sub.add_parser(
+        "sizing",
+        help="sweep processes x threads for one stack and workload; recommend a setting",
+        description=__doc__.split("\n\n")[2],
+    )
+    parser.add_argument("--stack", choices=sorted(STACKS), default="uwsgi")
+    parser.add_argument(
+        "--workload",
+        choices=sorted(bench.WORKLOADS),
+        default="io",
+        help="a scenario of loadtests/fib.py (default io)",
+    )
+    parser.add_argument(
+        "--p95-ms", type=bench.positive(float), default=500, help="p95 target (default 500)"
+    )
+    parser.add_argument(
+        "--max-fail-ratio",
+        type=float,
+        default=0.01,
+        help="a setting failing more requests than this is out (default 0.01)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int_list,
+        default=sorted({1, cores, 2 * cores}),
+        help=f"processes to try (default {','.join(map(str, sorted({1, cores, 2 * cores})))})",
+    )
+    parser.add_argument(
+        "--threads", type=int_list, default=[1, 4, 16], help="threads to try (default 1,4,16)"
+    )
+    parser.add_argument("--app", help="module:callable of your own WSGI app (env WSGI_APP)")
+    parser.add_argument("--locustfile", type=Path, help="your own locustfile")
+    parser.add_argument(
+        "--user-class", help="the User class of --locustfile to run (default: all of them)"
+    )
+    bench.add_common_arguments(parser, default_port=8091)
+    parser.set_defaults(func=main)
+
+
+@dataclass
+class Recommendation:
+    best: RunResult | None
+    # as fast within NOISE, and cheaper (fewer processes, then threads)
+    cheaper: list[RunResult]
+    fastest_overall: RunResult | None
+
+    def lines(self, p95_ms: float, max_fail_ratio: float) -> list[str]:
+        within = f"p95 <= {p95_ms:g} ms and at most {max_fail_ratio:.1%} failed"
+        if self.best is None:
+            text = [f"**No setting met the target** ({within})."]
+            if self.fastest_overall is not None:
+                r = self.fastest_overall
+                text.append(
+                    f"The fastest was {r.setting.label}: {r.rps:.1f} req/s at p95 "
+                    f"{bench._num(r.p95_ms)} ms. Fewer users (--users), a faster app or "
+                    "a bigger machine would have to close the gap."
+                )
+            return text
+        r = self.best
+        text = [
+            f"**Recommended: {r.processes} processes x {r.threads} threads** "
+            f"(WSGI_PROCESSES={r.processes} WSGI_THREADS={r.threads}): {r.rps:.1f} req/s, "
+            f"p95 {bench._num(r.p95_ms)} ms, the highest throughput with {within}."
+        ]
+        if self.cheaper:
+            others = ", ".join(f"{c.setting.label} ({c.rps:.1f} req/s)" for c in self.cheaper)
+            text.append(
+                f"As fast within {NOISE:.0%} (measurement noise) and lighter on memory: {others}."
+            )
+        if r.generator_bound:
+            text.append(
+                "The load generator was the limit of that run (generator-bound): the "
+                "server may do more than measured."
+            )
+        return text
+
+
+def recommend(results: list[RunResult], p95_ms: float, max_fail_ratio: float) -> Recommendation:
+    measured = [r for r in results if r.rps is not None and not r.error]
+    passing = [
+        r
+        for r in measured
+        if r.requests and (r.fail_ratio or 0) <= max_fail_ratio and (r.p95_ms or 0) <= p95_ms
+    ]
+    fastest = max(measured, key=lambda r: r.rps, default=None)
+    if not passing:
+        return Recommendation(None, [], fastest)
+    best = max(passing, key=lambda r: r.rps)
+    cheaper = sorted(
+        (
+            r
+            for r in passing
+            if r is not best
+            and r.rps >= best.rps * (1 - NOISE)
+            and (r.processes, r.threads) < (best.processes, best.threads)
+        ),
+        key=lambda r: (r.processes, r.threads),
+    )
+    return Recommendation(best, cheaper, fastest)
+
+
+def chart_grid(results: list[RunResult], rec: Recommendation, p95_ms: float, path: Path):
+    """Heat maps of requests/s and p95 over processes x threads; the pick outlined."""
+    runs = [r for r in results if r.rps is not None]
+    if not runs:
+        return None
+    plt = bench._plt()
+    processes = sorted({r.processes for r in runs})
+    threads = sorted({r.threads for r in runs})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.9 * len(processes) + 2.4))
+    for ax, metric, title, cmap in (
+        (axes[0], "rps", "requests/s", "Greens"),
+        (axes[1], "p95_ms", f"p95 ms (target {p95_ms:g})", "Oranges"),
+    ):
+        grid = [[float("nan")] * len(threads) for _ in processes]
+        for r in runs:
+            grid[processes.index(r.processes)][threads.index(r.threads)] = getattr(r, metric) or 0
+        top = max((getattr(r, metric) or 0) for r in runs) or 1
+        # the darkest colour stays light enough for black text
+        ax.imshow(grid, cmap=cmap, aspect="auto", vmin=0, vmax=top * 1.6)
+        for r in runs:
+            i, j = processes.index(r.processes), threads.index(r.threads)
+            value = bench._num(getattr(r, metric), 1 if metric == "rps" else 0)
+            ax.text(j, i, value, ha="center", va="center", fontsize=11)
+            if (r.p95_ms or 0) > p95_ms or r.error:
+                ax.add_patch(
+                    plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", ec="grey")
+                )
+        if rec.best is not None:
+            i, j = processes.index(rec.best.processes), threads.index(rec.best.threads)
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=3, ec="blue"))
+        ax.set_xticks(range(len(threads)), [str(t) for t in threads])
+        ax.set_yticks(range(len(processes)), [str(p) for p in processes])
+        ax.set_xlabel("threads per process")
+        ax.set_ylabel("processes")
+        ax.set_title(title, fontsize=10)
+    fig.suptitle("blue outline: the recommendation; hatched: p95 over the target", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.app and args.stack not in APP_STACKS:
+        raise StackError(
+            f"--app: the {args.stack} stack serves deploy/apache-mod_wsgi/app.wsgi; "
+            f"use one of {', '.join(APP_STACKS)}"
+        )
+    if args.app and not args.locustfile:
+        raise StackError(
+            "--app needs --locustfile: the Fibonacci scenarios check the Fibonacci app's answers"
+        )
+    if args.app and ":" not in args.app:
+        raise StackError(f"--app {args.app!r}: expected module:callable")
+    if args.locustfile and not args.locustfile.is_file():
+        raise StackError(f"--locustfile {args.locustfile}: no such file")
+    if args.stack == "devserver" and args.processes != [1]:
+        raise StackError("the development server runs one process: --processes 1")
+
+
+def main(args: argparse.Namespace) -> int:
+    _check(args)
+    bench.preflight([args.stack], args.port, docker=False)
+    if args.locustfile:
+        name = args.user_class or args.locustfile.stem
+        workload = Workload(name, args.user_class or "", f"{args.locustfile} {name}")
+        locustfile = args.locustfile.resolve()
+    else:
+        workload, locustfile = bench.WORKLOADS[args.workload], bench.LOCUSTFILE
+    overrides = {}
+    if args.app:
+        overrides["WSGI_APP"] = args.app
+        # the servers import the app module from the folder the command runs in
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p
+        )
+    plan = [
+        StackRun(args.stack, Setting(p, t), [workload.name])
+        for p in args.processes
+        for t in args.threads
+    ]
+    seconds = args.duration or bench.MODES["default"].seconds
+    out_dir = bench.new_report_dir(args.out, prefix="sizing-")
+    with bench.interruptible():
+        outcome = bench.execute(
+            plan, port=args.port, users=args.users, seconds=seconds, out_dir=out_dir,
+            locustfile=locustfile, workloads={workload.name: workload}, overrides=overrides,
+        )  # fmt: skip
+    rec = recommend(outcome.results, args.p95_ms, args.max_fail_ratio)
+    (out_dir / "charts").mkdir(exist_ok=True)
+    chart = chart_grid(outcome.results, rec, args.p95_ms, out_dir / "charts" / "grid.png")
+    section = [
+        "## Recommendation",
+        "",
+        *rec.lines(args.p95_ms, args.max_fail_ratio),
+        "",
+        f"Stack: {STACKS[args.stack].description}; app: {args.app or 'app.wsgi:application'}; "
+        f"workload: {workload.title}.",
+    ]
+    if chart:
+        section += ["", f"![processes x threads](charts/{chart.name})"]
+    bench.write_report(
+        out_dir, outcome, mode=bench.MODES["default"], users=args.users, seconds=seconds,
+        title="wsgistack sizing", extra_sections=section, targets=False,
+    )  # fmt: skip
+    bench.print_summary(outcome, [], out_dir)
+    for line in rec.lines(args.p95_ms, args.max_fail_ratio):
+        print(line.replace("**", ""))
+    if outcome.interrupted:
+        print("wsgistack sizing: interrupted; every server was stopped", file=sys.stderr)
+        return 130
+    return 0 if rec.best is not None else 1

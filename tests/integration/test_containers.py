@@ -261,7 +261,10 @@ def test_locust_master_sees_its_workers(images) -> None:
                 "--scale", "locust-worker=2", timeout=UP_TIMEOUT, project=project)  # fmt: skip
         deadline, workers, body = time.monotonic() + 30, [], b""
         while time.monotonic() < deadline and len(workers) < 2:
-            status, body = http_get(LOCUST_WEB_PORT, "/stats/requests")
+            try:
+                status, body = http_get(LOCUST_WEB_PORT, "/stats/requests")
+            except OSError:  # the web UI still starting: docker's port proxy resets
+                status = 0
             workers = json.loads(body).get("workers", []) if status == 200 else []
             time.sleep(0.5)
         assert len(workers) == 2, body

@@ -256,4 +256,5 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:8089/"]
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
-CMD ["locust", "--config", "/srv/loadtests/locust.conf"]
+# the web UI on the container's interface (locust.conf keeps it on loopback natively)
+CMD ["locust", "--config", "/srv/loadtests/locust.conf", "--web-host", "0.0.0.0"]

@@ -140,6 +140,9 @@ class FibUser(FastHttpUser):
     """A client of the Fibonacci app (FastHttpUser: the generator stays cheap)."""
 
     abstract = True
+    # the nginx + uWSGI stack as `wsgistack up uwsgi` starts it, so that a bare
+    # `locust -f loadtests/fib.py` has a target; --host (or locust.conf) wins
+    host = "http://127.0.0.1:8080"
     # closed loop: each user sends its next request as soon as it has an answer,
     # so users = requests in flight and throughput is the server's to show
     wait_time = constant(0)

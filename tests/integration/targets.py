@@ -40,6 +40,20 @@ SUITE_KNOBS = set(SUITE_SETTINGS)
 SUITE_APP_ENV = {"FLASK_IO_MAX_MS": "60000"}
 
 
+def wait_for_up(base_url: str, name: str, timeout: float, alive, log_tail) -> None:
+    """Poll /up until it answers 200; ``alive()`` raises if the stack died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive()
+        try:
+            if http_get(base_url + "/up", timeout=1)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{name} not ready after {timeout} s:\n{log_tail()}")
+
+
 @dataclass
 class NativeTarget:
     """A stack run by ``wsgistack up STACK`` in a subprocess."""
@@ -78,17 +92,11 @@ class NativeTarget:
         return self
 
     def wait_ready(self, timeout: float = 40.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def alive() -> None:
             if self.proc.poll() is not None:
                 raise AssertionError(f"wsgistack up {self.stack} exited:\n{self.log_tail()}")
-            try:
-                if http_get(self.base_url + "/up", timeout=1)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"{self.stack} not ready after {timeout} s:\n{self.log_tail()}")
+
+        wait_for_up(self.base_url, self.stack, timeout, alive, self.log_tail)
 
     def reload(self) -> None:
         """What an operator does to roll out a new release: SIGHUP to the supervisor."""
@@ -181,15 +189,7 @@ class ComposeTarget:
         return self
 
     def wait_ready(self, timeout: float = 40.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if http_get(self.base_url + "/up", timeout=1)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"{self.profile} not ready after {timeout} s:\n{self.log_tail()}")
+        wait_for_up(self.base_url, self.profile, timeout, lambda: None, self.log_tail)
 
     def reload(self) -> None:
         raise NotImplementedError("reload is a behaviour of the native stacks")

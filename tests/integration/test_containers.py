@@ -19,8 +19,6 @@ import shutil
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,17 +46,12 @@ from tests.integration.compose import (
     engine_problem,
     run,
 )
+from wsgistack.runner import http_get as runner_http_get
 from wsgistack.settings import Settings
 
 
 def http_get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:
-    # straight to 127.0.0.1, never through a proxy from the environment
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+    return runner_http_get(f"http://127.0.0.1:{port}{path}", timeout=timeout)
 
 
 def _seconds(duration: str | int | float) -> float:

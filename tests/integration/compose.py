@@ -12,17 +12,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = "wsgistack-test"
-# published ports for the tests: far from the defaults a developer uses
-HOST_PORTS = {"uwsgi": 28080, "apache": 28081, "gunicorn": 28082}
-LOCUST_WEB_PORT = 28089
+# the compose project, published ports and image tag of the tests: far from a
+# developer's defaults, and overridable so that two checkouts can run their
+# container tests side by side on one engine
+PROJECT = os.environ.get("WSGISTACK_TEST_PROJECT", "wsgistack-test")
+PORT_BASE = int(os.environ.get("WSGISTACK_TEST_PORT_BASE", "28080"))
+HOST_PORTS = {"uwsgi": PORT_BASE, "apache": PORT_BASE + 1, "gunicorn": PORT_BASE + 2}
+LOCUST_WEB_PORT = PORT_BASE + 9
+IMAGE_TAG = os.environ.get("IMAGE_TAG", "latest")
 # Locust gets a project of its own, so that it never touches the stack under test
 LOCUST_PROJECT = f"{PROJECT}-locust"
 STACKS = tuple(HOST_PORTS)
 # the compose services of each stack; the first one answers HTTP
 SERVICES = {"uwsgi": ("uwsgi-nginx", "uwsgi-app"), "apache": ("apache",), "gunicorn": ("gunicorn",)}
 IMAGES = {
-    target: f"wsgistack-{target}:latest"
+    target: f"wsgistack-{target}:{IMAGE_TAG}"
     for target in ("uwsgi", "nginx", "apache", "gunicorn", "locust")
 }
 STOP_SIGNALS = {
@@ -59,6 +63,7 @@ def compose_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         LOCUST_WEB_PORT=str(LOCUST_WEB_PORT),
         # `up --wait` returns one interval after the servers are ready
         HEALTHCHECK_INTERVAL="2s",
+        IMAGE_TAG=IMAGE_TAG,
     )
     # compose refuses a missing secret file; an empty one is ignored by the build
     if not Path(env.get("CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")).is_file():

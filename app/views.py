@@ -8,6 +8,7 @@ status codes are described in app.problems.
 import os
 import platform
 import re
+import socket
 import sys
 import threading
 import time
@@ -111,9 +112,18 @@ def _config(key: str) -> int:
     return current_app.config[key]
 
 
+@bp.get("/livez")
+def livez():
+    # liveness: the process answers. Behind a proxy, the proxy answers this
+    # path itself; the app's route serves the stacks without one.
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
 @bp.get("/up")
-def up():
-    # liveness probe: no work, no allocation worth mentioning
+def readyz():
+    # readiness: a request goes through the servers to the app. No work, no
+    # allocation worth mentioning; /up is the older name of the same check
     return jsonify(status="ok")
 
 
@@ -167,6 +177,7 @@ def info():
     # sys._is_gil_enabled() only exists from 3.13; older builds always have a gil
     is_gil_enabled = getattr(sys, "_is_gil_enabled", None)
     return jsonify(
+        hostname=socket.gethostname(),
         pid=os.getpid(),
         thread_id=threading.get_ident(),
         server_software=request.environ.get("SERVER_SOFTWARE"),

@@ -3,6 +3,7 @@
 import os
 import platform
 import re
+import socket
 import time
 
 import pytest
@@ -20,8 +21,9 @@ def server_timing(response):
     return float(match[1]), float(match[2])
 
 
-def test_up(client):
-    response = client.get("/up")
+@pytest.mark.parametrize("path", ["/up", "/livez", "/readyz"])
+def test_health(client, path):
+    response = client.get(path)
     assert response.status_code == 200
     assert response.content_type == "application/json"
     assert response.get_json() == {"status": "ok"}
@@ -139,6 +141,7 @@ def test_fanout_max_calls(client):
 def test_info(client):
     body = client.get("/info").get_json()
     assert list(body) == [
+        "hostname",
         "pid",
         "thread_id",
         "server_software",
@@ -148,6 +151,7 @@ def test_info(client):
         "configured",
         "requests_served",
     ]
+    assert body["hostname"] == socket.gethostname()
     assert body["pid"] == os.getpid()
     assert isinstance(body["thread_id"], int)
     assert body["python"] == platform.python_version()

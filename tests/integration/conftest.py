@@ -37,8 +37,15 @@ CONTAINERIZED = PROXIED - {"graceful_reload"}
 
 # gunicorn alone has no proxy in front: no per-request timeout (its gthread
 # `timeout` is a worker heartbeat), no overload shedding, no Host check, no body
-# limit, no slow-client defence, no security headers (deploy/gunicorn/)
-GUNICORN = {"endpoints", "concurrency", "bad_input", "graceful_stop", "graceful_reload"}
+# limit, no slow-client defence, no security headers (deploy/gunicorn/); a stop
+# finishes the requests its threads hold and resets the ones still queued
+GUNICORN = {
+    "endpoints",
+    "concurrency",
+    "bad_input",
+    "graceful_stop_in_flight_only",
+    "graceful_reload",
+}
 
 BEHAVIOURS: dict[str, set[str]] = {
     "uwsgi": NGINX_UWSGI,

@@ -212,7 +212,7 @@ class RunningStack:
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
-        url = self.base_url + "/up"
+        url = self.base_url + "/readyz"
         while True:
             self.check_alive()
             with contextlib.suppress(OSError):

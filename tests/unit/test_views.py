@@ -10,6 +10,7 @@ import pytest
 
 from app import create_app
 from app.fib import fib_doubling
+from wsgistack import cpus
 
 SERVER_TIMING = re.compile(r"app;dur=(\d+\.\d{3}), cpu;dur=(\d+\.\d{3})")
 
@@ -149,6 +150,7 @@ def test_info(client):
         "implementation",
         "gil_enabled",
         "configured",
+        "cpus",
         "requests_served",
     ]
     assert body["hostname"] == socket.gethostname()
@@ -159,6 +161,13 @@ def test_info(client):
     assert isinstance(body["gil_enabled"], bool)
     assert body["configured"] == {"processes": None, "threads": None}
     assert body["requests_served"] == 1
+
+
+def test_info_reports_the_cpus_the_worker_default_follows(client):
+    body = client.get("/info").get_json()["cpus"]
+    assert set(body) == {"available", "quota", "quota_source", "affinity", "host"}
+    assert body["available"] == cpus.available_cpus() >= 1
+    assert body["host"] == os.cpu_count()
 
 
 def test_info_server_software_and_configuration(monkeypatch):

@@ -54,8 +54,10 @@ class CpuLimit:
 
     def describe(self) -> str:
         quota = f"quota {self.quota:g} CPUs ({self.quota_source})" if self.quota else "no CPU quota"
+        plural = "" if self.available == 1 else "s"
         return (
-            f"{self.available} CPUs available: {quota}, affinity {self.affinity}, host {self.host}"
+            f"{self.available} CPU{plural} available: {quota}, "
+            f"affinity {self.affinity}, host {self.host}"
         )
 
     def as_dict(self) -> dict[str, int | float | str | None]:

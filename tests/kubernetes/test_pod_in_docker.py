@@ -110,7 +110,9 @@ def _docker_args(objects: tuple[dict, ...], name: str, socket_dir: Path, **overr
     cpu = overrides.get("cpus", limits["cpu"])
     if cpu:
         args += ["--cpus", str(cpus(cpu))]
-    args += ["--memory", f"{int(mebibytes(limits['memory']))}m"]
+    memory = overrides.get("memory", limits["memory"])
+    if memory:
+        args += ["--memory", f"{int(mebibytes(memory))}m"]
     env = container_env(objects, name) | overrides.get("env", {})
     for key, value in env.items():
         args += ["--env", f"{key}={value}"]
@@ -123,7 +125,8 @@ def _docker_args(objects: tuple[dict, ...], name: str, socket_dir: Path, **overr
 @contextmanager
 def pod(images: dict[str, str], target: str = "base", **overrides) -> Iterator[Pod]:
     """The target's pod as two containers; ``overrides``: per-container
-    ``{"uwsgi": {"cpus": "1", "env": {...}}}`` changes to the manifest."""
+    ``{"uwsgi": {"cpus": "1", "memory": None, "env": {...}}}`` changes to the
+    manifest (None: no limit)."""
     objects = render(target)
     socket_dir = Path(tempfile.mkdtemp(prefix="wst-k8s-socket-"))
     # an emptyDir is writable by the pod's user (fsGroup); so is this folder
@@ -221,7 +224,10 @@ def test_the_probes_are_answered_as_the_kubelet_asks(images) -> None:
 def test_worker_counts_follow_the_cpu_quota(images, quota: str | None, expected) -> None:
     # WSGI_PROCESSES and NGINX_WORKERS empty: both follow their container's quota
     derive = {"WSGI_PROCESSES": "", "NGINX_WORKERS": ""}
-    overrides = {name: {"cpus": quota, "env": derive} for name in POD_IMAGES}
+    # without a quota the worker count is the host's: its memory is not the
+    # manifest's sizing any more, so no memory limit either
+    memory = {} if quota else {"memory": None}
+    overrides = {name: {"cpus": quota, "env": derive, **memory} for name in POD_IMAGES}
     with pod(images, **overrides) as running:
         info = running.get("/info").json
         detected = info["cpus"]

@@ -18,6 +18,10 @@ so a stuck request is killed by the server that can free its worker, the proxy
 answers the client before giving up itself, and a graceful stop never cuts a
 request that was still allowed to finish.
 
+The worker counts (``WSGI_PROCESSES``, ``NGINX_WORKERS``) left unset or empty
+follow the CPUs this process may use, its cgroup quota included
+(``wsgistack.cpus``), not the host's core count.
+
 This module uses the standard library only: container images without the app's
 virtualenv (nginx) run ``python3 -m wsgistack.render`` too.
 """

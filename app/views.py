@@ -17,6 +17,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from app import fib
 from app.problems import InvalidParams
+from wsgistack import cpus
 
 bp = Blueprint("views", __name__)
 
@@ -188,6 +189,9 @@ def info():
             "processes": current_app.config["WSGI_PROCESSES"],
             "threads": current_app.config["WSGI_THREADS"],
         },
+        # what WSGI_PROCESSES defaults to: the CPUs this process may use (its
+        # cgroup quota and affinity mask), next to the host's count
+        cpus=cpus.detect().as_dict(),
         requests_served=current_app.extensions["request_counter"].value,
         # what the app believes of its client (app/forwarded.py)
         client={"address": request.remote_addr, "scheme": request.scheme},

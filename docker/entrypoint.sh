@@ -16,6 +16,18 @@ export RUN_DIR
 
 mkdir -p "$RUN_DIR"
 
+# worker counts left unset or empty follow the CPUs this container may use
+# (its cgroup CPU quota and affinity mask: wsgistack/cpus.py), not the host's
+# cores; resolved once here so that the configs, gunicorn and the app's /info
+# all see the same number. The locust image has no wsgistack: nothing to size.
+if [ -d /srv/wsgistack ]; then
+    cpus=$(/usr/bin/python3 -m wsgistack.cpus)
+    WSGI_PROCESSES="${WSGI_PROCESSES:-$cpus}"
+    NGINX_WORKERS="${NGINX_WORKERS:-$cpus}"
+    export WSGI_PROCESSES NGINX_WORKERS
+    echo "entrypoint: WSGI_PROCESSES=$WSGI_PROCESSES NGINX_WORKERS=$NGINX_WORKERS" >&2
+fi
+
 if [ -n "${WSGISTACK_TEMPLATES:-}" ]; then
     # word splitting is the point: one argument per template
     # shellcheck disable=SC2086

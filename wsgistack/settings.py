@@ -18,6 +18,10 @@ so a stuck request is killed by the server that can free its worker, the proxy
 answers the client before giving up itself, and a graceful stop never cuts a
 request that was still allowed to finish.
 
+The worker counts (``WSGI_PROCESSES``, ``NGINX_WORKERS``) left unset or empty
+follow the CPUs this process may use, its cgroup quota included
+(``wsgistack.cpus``), not the host's core count.
+
 This module uses the standard library only: container images without the app's
 virtualenv (nginx) run ``python3 -m wsgistack.render`` too.
 """
@@ -26,9 +30,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from wsgistack.cpus import available_cpus
 
 # seconds the proxy waits beyond the app server's own kill: long enough for the
 # kill to land and be reported, short enough that clients are not left hanging
@@ -49,15 +55,21 @@ class Knob:
     default: int | str
     help: str
     minimum: int | None = None
+    # computes the value when the variable is unset or empty (the default ""):
+    # the worker counts follow the CPUs this process may use, from its cgroup's
+    # CPU quota and affinity mask (wsgistack/cpus.py), not the host's cores
+    derive: Callable[[], int] | None = None
 
 
 # the knobs, with defaults that are safe for production on a small machine
 KNOBS: tuple[Knob, ...] = (
     Knob(
         "WSGI_PROCESSES",
-        2,
-        "worker processes (uWSGI processes, mod_wsgi processes, gunicorn workers)",
+        "",
+        "worker processes (uWSGI processes, mod_wsgi processes, gunicorn workers); "
+        "unset or empty: the CPUs available (cgroup quota, affinity)",
         1,
+        derive=available_cpus,
     ),
     Knob("WSGI_THREADS", 8, "threads per worker process", 1),
     Knob("REQUEST_TIMEOUT", 30, "seconds one request may run before the app server kills it", 1),
@@ -127,6 +139,13 @@ KNOBS: tuple[Knob, ...] = (
         "DNS server nginx asks for the app server's name at run time; "
         "default: the first nameserver of /etc/resolv.conf (127.0.0.11 in containers)",
     ),
+    Knob(
+        "NGINX_WORKERS",
+        "",
+        "nginx worker processes; unset or empty: the CPUs available (cgroup quota, affinity)",
+        1,
+        derive=available_cpus,
+    ),
 )
 
 # the app's static files (the front page's CSS and JS), beside this package
@@ -163,6 +182,7 @@ class Settings:
     SLOW_REQUEST_MS: int
     STATIC_ROOT: str
     DNS_RESOLVER: str
+    NGINX_WORKERS: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: int | str) -> Settings:
@@ -171,7 +191,10 @@ class Settings:
         values: dict[str, int | str] = {}
         for knob in KNOBS:
             raw = overrides.get(knob.env, env.get(knob.env, knob.default))
-            values[knob.env] = _parse(knob, raw)
+            if knob.derive is not None and str(raw).strip() == "":
+                values[knob.env] = knob.derive()
+            else:
+                values[knob.env] = _parse(knob, raw)
         if not values["UWSGI_SOCKET"]:
             values["UWSGI_SOCKET"] = os.path.join(str(values["RUN_DIR"]), "uwsgi.sock")
         if not values["STATIC_ROOT"]:
@@ -329,7 +352,7 @@ def at_least(n: int) -> str:
 
 
 def _parse(knob: Knob, raw: int | str) -> int | str:
-    if isinstance(knob.default, str):
+    if isinstance(knob.default, str) and knob.derive is None:
         return str(raw)
     text = str(raw).strip()
     if not text.isascii() or not text.isdigit():

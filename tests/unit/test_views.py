@@ -10,6 +10,7 @@ import pytest
 
 from app import create_app
 from app.fib import fib_doubling
+from wsgistack import cpus
 
 SERVER_TIMING = re.compile(r"app;dur=(\d+\.\d{3}), cpu;dur=(\d+\.\d{3})")
 
@@ -149,6 +150,7 @@ def test_info(client):
         "implementation",
         "gil_enabled",
         "configured",
+        "cpus",
         "requests_served",
         "client",
         "request_id",
@@ -163,6 +165,13 @@ def test_info(client):
     assert body["requests_served"] == 1
     assert body["client"] == {"address": "127.0.0.1", "scheme": "http"}
     assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
+
+
+def test_info_reports_the_cpus_the_worker_default_follows(client):
+    body = client.get("/info").get_json()["cpus"]
+    assert set(body) == {"available", "quota", "quota_source", "affinity", "host"}
+    assert body["available"] == cpus.available_cpus() >= 1
+    assert body["host"] == os.cpu_count()
 
 
 def test_info_server_software_and_configuration(monkeypatch):

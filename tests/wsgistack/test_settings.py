@@ -4,12 +4,18 @@ import re
 
 import pytest
 
+from wsgistack.cpus import available_cpus
 from wsgistack.render import RenderError, render_text
 from wsgistack.settings import Settings, SettingsError, system_resolver
 
 
 def test_defaults_then_environment_then_overrides():
-    assert Settings.from_env({}).WSGI_PROCESSES == 2
+    # unset or empty: the CPUs this process may use (wsgistack/cpus.py)
+    cpus = available_cpus()
+    assert cpus == Settings.from_env({}).WSGI_PROCESSES
+    assert cpus == Settings.from_env({"WSGI_PROCESSES": ""}).WSGI_PROCESSES
+    assert cpus == Settings.from_env({"NGINX_WORKERS": " "}).NGINX_WORKERS
+    assert Settings.from_env({"NGINX_WORKERS": "3"}).NGINX_WORKERS == 3
     assert Settings.from_env({"WSGI_PROCESSES": "4"}).WSGI_PROCESSES == 4
     assert Settings.from_env({"WSGI_PROCESSES": "4"}, WSGI_PROCESSES=3).WSGI_PROCESSES == 3
 

@@ -8,6 +8,7 @@ wsgistack render deploy/nginx --out /tmp/conf
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 def up_settings(args: argparse.Namespace) -> Settings:
     spec = get_stack(args.stack)
     overrides: dict[str, int | str] = {"PORT": args.port or spec.default_port}
+    overrides.update({k: v for k, v in spec.defaults.items() if k not in os.environ})
     if args.stack == "devserver":
         # the comparison's baseline: one process, one request at a time
         overrides.update(WSGI_PROCESSES=1, WSGI_THREADS=8 if args.threaded else 1)

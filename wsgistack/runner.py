@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -67,6 +67,9 @@ class StackSpec:
     # needs the app's virtualenv to be built on Debian's /usr/bin/python3
     # (uWSGI's python3 plugin and mod_wsgi embed that interpreter)
     needs_system_python: bool = False
+    # knob defaults of this stack where they differ from wsgistack.settings'
+    # (the environment and the command line still win)
+    defaults: Mapping[str, int] = field(default_factory=dict)
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -94,7 +94,19 @@ KNOBS: tuple[Knob, ...] = (
     ),
     Knob("VENV", "", "virtualenv the app is installed in (uWSGI virtualenv, mod_wsgi python-home)"),
     Knob("WSGI_APP", "app.wsgi:application", "the WSGI callable the servers import, module:name"),
+    Knob(
+        "DNS_RESOLVER",
+        "",
+        "DNS server nginx asks for the app server's name at run time; "
+        "default: the first nameserver of /etc/resolv.conf (127.0.0.11 in containers)",
+    ),
 )
+
+# where DNS_RESOLVER comes from when it is not set
+RESOLV_CONF = "/etc/resolv.conf"
+# seconds after a request started within which nginx may still retry it on the
+# next app server address (an idempotent request whose connection failed)
+RETRY_WINDOW = 5
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,7 @@ class Settings:
     UWSGI_SOCKET: str
     VENV: str
     WSGI_APP: str
+    DNS_RESOLVER: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: int | str) -> Settings:
@@ -125,6 +138,8 @@ class Settings:
             values[knob.env] = _parse(knob, raw)
         if not values["UWSGI_SOCKET"]:
             values["UWSGI_SOCKET"] = os.path.join(str(values["RUN_DIR"]), "uwsgi.sock")
+        if not values["DNS_RESOLVER"]:
+            values["DNS_RESOLVER"] = system_resolver()
         return cls(**values)  # type: ignore[arg-type]
 
     # the timeout ladder (see the module docstring)
@@ -153,6 +168,26 @@ class Settings:
         that would only time out.
         """
         return self.WORKER_SLOTS + self.LISTEN_BACKLOG
+
+    @property
+    def PROXY_MAX_CONNS_PER_CLIENT(self) -> int:
+        """Requests one client address may have in flight: every worker slot and
+        half the backlog, so one client cannot queue everyone else out."""
+        return self.WORKER_SLOTS + self.LISTEN_BACKLOG // 2
+
+    @property
+    def PROXY_RETRY_WINDOW(self) -> int:
+        """Seconds within which nginx may retry a failed idempotent request on the
+        next app server: shorter than the app's own limit, so that a request the
+        app server killed for running too long is never run a second time."""
+        return max(1, min(RETRY_WINDOW, self.APP_TIMEOUT - 1))
+
+    @property
+    def APP_TIMEOUT_PATTERN(self) -> str:
+        """A regex for nginx's $upstream_response_time values of at least
+        APP_TIMEOUT seconds ("30.004"): how nginx tells a request the app server
+        killed for its timeout (504) from one it failed at once (502)."""
+        return rf"(^|, )({at_least(self.APP_TIMEOUT)})\.[0-9]+$"
 
     @property
     def APACHE_MAX_REQUEST_WORKERS(self) -> int:
@@ -184,6 +219,33 @@ class Settings:
     def as_env(self) -> dict[str, str]:
         """The knobs as environment variables, for child processes."""
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+def system_resolver(path: str = RESOLV_CONF) -> str:
+    """The first nameserver of resolv.conf, as nginx's `resolver` takes it."""
+    try:
+        with open(path, encoding="utf-8") as conf:
+            for line in conf:
+                fields_ = line.split()
+                if len(fields_) >= 2 and fields_[0] == "nameserver":
+                    address = fields_[1].split("%")[0]  # drop an IPv6 zone id
+                    return f"[{address}]" if ":" in address else address
+    except OSError:
+        pass
+    return "127.0.0.1"
+
+
+def at_least(n: int) -> str:
+    """A regex alternation matching the decimal whole numbers >= n (no leading 0)."""
+    digits = str(n)
+    options = [rf"[1-9][0-9]{{{len(digits)},}}"]  # more digits than n
+    for i, digit in enumerate(digits):
+        if digit != "9":
+            rest = len(digits) - i - 1
+            low = int(digit) + 1
+            options.append(digits[:i] + f"[{low}-9]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    options.append(digits)
+    return "|".join(options)
 
 
 def _parse(knob: Knob, raw: int | str) -> int | str:

@@ -23,6 +23,11 @@ APT_UWSGI = "apt-get install uwsgi-core uwsgi-plugin-python3"
 APT_NGINX = "apt-get install nginx"
 APT_APACHE = "apt-get install apache2 libapache2-mod-wsgi-py3"
 
+# uWSGI 2.0's request timeout (harakiri) is one deadline per worker process,
+# exact only with one thread each: processes, not threads, by default
+# (deploy/uwsgi/uwsgi.ini, docs/nginx-uwsgi.md)
+UWSGI_DEFAULTS = {"WSGI_PROCESSES": 8, "WSGI_THREADS": 1}
+
 
 def _venv_bin(settings: Settings, name: str) -> str:
     return str(Path(settings.VENV) / "bin" / name)
@@ -147,6 +152,7 @@ STACKS: dict[str, StackSpec] = {
         StackSpec(
             "uwsgi", "nginx + uWSGI (uwsgi protocol over a unix socket)", 8080,
             {"nginx": APT_NGINX, "uwsgi": APT_UWSGI}, uwsgi, needs_system_python=True,
+            defaults=UWSGI_DEFAULTS,
         ),
         StackSpec(
             "apache", "Apache + mod_wsgi (daemon mode)", 8081,

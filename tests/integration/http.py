@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -44,9 +45,15 @@ def request(
     headers: dict[str, str] | None = None,
     body: bytes | None = None,
     timeout: float = 30.0,
+    source: str | None = None,
 ) -> Answer:
+    """One request on a new connection; ``source``: the client address to send
+    from (any 127.x address reaches a server on 127.0.0.1)."""
     url = urlsplit(base_url)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
+    address = (source, 0) if source else None
+    conn = http.client.HTTPConnection(
+        url.hostname, url.port, timeout=timeout, source_address=address
+    )
     start = time.monotonic()
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -58,18 +65,57 @@ def request(
 
 
 def concurrently(
-    base_url: str, paths: list[str], timeout: float = 30.0
+    base_url: str, paths: list[str], timeout: float = 30.0, source: str | None = None
 ) -> list[Answer | Exception]:
     """Send every request at once, each on its own connection and thread."""
 
     def one(path: str) -> Answer | Exception:
         try:
-            return request(base_url, path, timeout=timeout)
+            return request(base_url, path, timeout=timeout, source=source)
         except Exception as exc:  # noqa: BLE001 - a failed request is a result here
             return exc
 
     with ThreadPoolExecutor(max_workers=len(paths)) as pool:
         return list(pool.map(one, paths))
+
+
+class SteadyTraffic:
+    """Clients that keep sending ``path`` until the block ends: the traffic a
+    guarantee must hold under. ``outcomes`` holds each answer's status, or the
+    exception of a request that got none.
+
+        with SteadyTraffic(base_url, "/io?ms=300", clients=3) as traffic:
+            ...
+        assert traffic.failed == []
+    """
+
+    def __init__(self, base_url: str, path: str, clients: int = 3, timeout: float = 30.0):
+        self.base_url, self.path, self.timeout = base_url, path, timeout
+        self.outcomes: list[int | Exception] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client) for _ in range(clients)]
+
+    def _client(self) -> None:
+        while not self._stop.is_set():
+            try:
+                answer = request(self.base_url, self.path, timeout=self.timeout)
+                self.outcomes.append(answer.status)
+            except Exception as exc:  # noqa: BLE001 - a lost request is a result here
+                self.outcomes.append(exc)
+
+    def __enter__(self) -> SteadyTraffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.timeout + 5)
+
+    @property
+    def failed(self) -> list[int | Exception]:
+        return [o for o in self.outcomes if o != 200]
 
 
 def raw(base_url: str, data: bytes, timeout: float = 10.0) -> bytes:

@@ -121,6 +121,27 @@ class NativeTarget:
         if self._log is not None:
             self._log.close()
 
+    def processes(self, name: str) -> list[int]:
+        """Pids of this stack's processes whose command line holds ``name``."""
+        children: dict[int, list[int]] = {}
+        names: dict[int, bytes] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                names[int(entry.name)] = (entry / "cmdline").read_bytes()
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            children.setdefault(ppid, []).append(int(entry.name))
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            todo += children.get(pid, [])
+            if name.encode() in names.get(pid, b""):
+                found.append(pid)
+        return found
+
     def log_tail(self, lines: int = 40) -> str:
         if self._log is None:
             return ""
@@ -218,13 +239,22 @@ class ComposeTarget:
         self.log_path.write_text(self.log_tail(200))
         self._compose("down", "--volumes", "--timeout", "5", check=False)
 
+    def recreate(self, service: str) -> None:
+        """A new container for ``service``, as a deploy of a new release makes
+        it (``up --force-recreate``), leaving the others running."""
+        self._compose("up", "--detach", "--wait", "--no-deps", "--force-recreate", service)
+
     def log_tail(self, lines: int = 40) -> str:
         logs = self._compose("logs", "--no-color", "--tail", str(lines), check=False)
         return logs.stdout
+
+
+# suite names for a native stack run with other settings (conftest.STACK_SETTINGS)
+VARIANTS = {"uwsgi-threads": "uwsgi"}
 
 
 def make_target(name: str, log_path: Path, overrides: dict[str, int]):
     """``docker-<profile>`` is a compose stack; any other name a native one."""
     if name.startswith("docker-"):
         return ComposeTarget(name.removeprefix("docker-"), log_path, overrides)
-    return NativeTarget(name, log_path, overrides)
+    return NativeTarget(VARIANTS.get(name, name), log_path, overrides)

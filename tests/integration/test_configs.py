@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +93,17 @@ def test_timeout_ladder_app_server_then_proxy_then_stop_grace(tmp_path, request_
     options = dict(re.findall(r"(?<![\w-])(request-timeout|socket-timeout)=(\d+)", daemon))
     assert int(options["request-timeout"]) == request_timeout
     assert request_timeout < int(options["socket-timeout"]) < settings.STOP_GRACE_PERIOD
+
+
+@pytest.mark.parametrize("knobs", [{}, {"UWSGI_SOCKET": "uwsgi-app:3031", "REQUEST_TIMEOUT": "3"}])
+def test_gixy_finds_nothing_in_the_rendered_nginx_config(tmp_path, knobs):
+    """gixy (PyPI gixy-ng), a static analyser of nginx configs no one here
+    wrote: no finding of any severity, natively and as the containers render it."""
+    conf_dir, _ = rendered(tmp_path, "nginx", **knobs)
+    gixy = Path(sys.executable).with_name("gixy")
+    result = subprocess.run(
+        [str(gixy), str(conf_dir / "nginx.conf")],
+        capture_output=True, text=True, timeout=60, cwd=conf_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert re.search(r"Low: 0\s+Medium: 0\s+High: 0", result.stdout), result.stdout[-3000:]

@@ -1,9 +1,11 @@
 """The knobs and the values derived from them."""
 
+import re
+
 import pytest
 
 from wsgistack.render import RenderError, render_text
-from wsgistack.settings import Settings, SettingsError
+from wsgistack.settings import Settings, SettingsError, system_resolver
 
 
 def test_defaults_then_environment_then_overrides():
@@ -63,3 +65,35 @@ def test_apache_is_sized_for_twice_what_the_daemons_take(
     assert workers == s.APACHE_MAX_REQUEST_WORKERS
     assert workers % 64 == 0 and workers >= 2 * s.PROXY_MAX_CONNS
     assert limit == s.APACHE_SERVER_LIMIT
+
+
+def test_the_resolver_is_the_systems_first_nameserver(tmp_path):
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# comment\nsearch example\nnameserver 127.0.0.11\nnameserver 10.0.0.1\n")
+    assert system_resolver(str(conf)) == "127.0.0.11"
+    conf.write_text("nameserver fe80::1%eth0\n")
+    assert system_resolver(str(conf)) == "[fe80::1]"
+    assert system_resolver(str(tmp_path / "missing")) == "127.0.0.1"
+    assert Settings.from_env({"DNS_RESOLVER": "10.1.2.3"}).DNS_RESOLVER == "10.1.2.3"
+
+
+@pytest.mark.parametrize("n", [1, 3, 9, 10, 29, 30, 99, 100, 305, 600])
+def test_app_timeout_pattern_matches_response_times_of_at_least_the_timeout(n):
+    pattern = re.compile(Settings.from_env({"REQUEST_TIMEOUT": str(n)}).APP_TIMEOUT_PATTERN)
+    for seconds in range(0, 1500):
+        assert bool(pattern.search(f"{seconds}.004")) == (seconds >= n), seconds
+    # with a retry, nginx lists every try's time: the last one counts
+    assert pattern.search(f"0.001, {n}.010") and not pattern.search(f"{n}.010, 0.001")
+
+
+@pytest.mark.parametrize("timeout", [1, 2, 3, 30])
+def test_nginx_never_retries_a_request_the_app_server_killed_for_its_timeout(timeout):
+    s = Settings.from_env({"REQUEST_TIMEOUT": str(timeout)})
+    # nginx retries only while less than the window has passed; the kill comes
+    # at APP_TIMEOUT s at the earliest
+    assert 1 <= s.PROXY_RETRY_WINDOW <= s.APP_TIMEOUT
+
+
+def test_one_client_gets_every_slot_and_half_the_backlog_not_all_of_it():
+    s = Settings.from_env({"WSGI_PROCESSES": "8", "WSGI_THREADS": "1", "LISTEN_BACKLOG": "128"})
+    assert s.PROXY_MAX_CONNS_PER_CLIENT == 8 + 64 < s.PROXY_MAX_CONNS

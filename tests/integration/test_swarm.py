@@ -1,0 +1,148 @@
+"""nginx -> uWSGI replicas on Docker Swarm (deploy/swarm/stack.yaml), for real.
+
+One stack is deployed for the module with ``wsgistack.swarm`` under the test
+project's name and port (WSGISTACK_TEST_PROJECT, WSGISTACK_TEST_PORT_BASE + 10),
+with the images the container tests build. Swarm mode is initialized only if
+the engine is not in it already, and left at the end only if this module
+initialized it. The tests skip, saying why, where no Docker engine answers; CI
+turns the skip into a failure.
+
+The guarantees are checked under a steady GET mix through nginx's published
+port on 127.0.0.1 (threads of tests.integration.http.SteadyTraffic, a new
+connection per request), and every request must succeed: a rolling update
+and a killed replica cost 0 failed requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.compose import IMAGE_TAG, PORT_BASE, PROJECT, build_images, engine_problem
+from tests.integration.http import SteadyTraffic
+from wsgistack import swarm
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+NAME = PROJECT
+PORT = PORT_BASE + 10
+APP = swarm.service_name(NAME, swarm.APP_SERVICE)
+# checks every 2 s, so that a new task is healthy (and the update moves on) soon
+STACK_ENV = {"HEALTHCHECK_INTERVAL": "2s"}
+# a rolling update of 2 replicas: two health-gated starts, two graceful stops
+UPDATE_TIMEOUT = 180
+
+
+@contextlib.contextmanager
+def steady_get_mix(base_url: str) -> Iterator[list[SteadyTraffic]]:
+    """GETs that keep coming while the block runs: CPU-bound, waiting, tiny."""
+    with contextlib.ExitStack() as stack:
+        yield [
+            stack.enter_context(SteadyTraffic(base_url, path, clients=clients, timeout=30))
+            for path, clients in (("/fib/sequence?n=200", 2), ("/io?ms=50", 2), ("/info", 1))
+        ]
+
+
+def outcomes_of(traffic: list[SteadyTraffic]) -> tuple[list, list]:
+    """(every outcome, the failed ones)."""
+    return [o for t in traffic for o in t.outcomes], [o for t in traffic for o in t.failed]
+
+
+def app_containers() -> set[str]:
+    return set(
+        swarm.docker(
+            "ps", "--quiet", "--filter", f"label=com.docker.swarm.service.name={APP}"
+        ).split()
+    )
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[str]:
+    problem = engine_problem()
+    if problem:
+        pytest.skip(problem)
+    build_images()
+    initialized = swarm.init_swarm()
+    try:
+        # leftovers of an interrupted run
+        swarm.remove(NAME)
+        try:
+            url = swarm.deploy(2, name=NAME, port=PORT, image_tag=IMAGE_TAG, env=STACK_ENV)
+        except swarm.SwarmError as exc:
+            pytest.fail(str(exc))
+        yield url
+        swarm.remove(NAME)
+    finally:
+        if initialized:
+            swarm.leave_swarm()
+
+
+def test_serves_through_nginx_from_two_replicas(stack):
+    seen = swarm.replica_hostnames(stack, 12)
+    assert len(seen) == 2, f"nginx reached {sorted(seen)}"
+    # the app service has no VIP and nothing published: nginx alone reaches it
+    spec = json.loads(swarm.docker("service", "inspect", APP))[0]
+    assert spec["Spec"]["EndpointSpec"]["Mode"] == "dnsrr"
+    assert not spec["Endpoint"].get("Ports")
+    backend = json.loads(swarm.docker("network", "inspect", f"{NAME}_backend"))[0]
+    assert backend["Internal"] is True
+
+
+def test_nginx_follows_replicas_as_they_come_and_go(stack):
+    # wait_ready asks nginx until it reaches exactly this many distinct replicas
+    swarm.scale(3, name=NAME, port=PORT, timeout=90)
+    swarm.scale(2, name=NAME, port=PORT, timeout=90)
+
+
+def test_rolling_update_under_load_loses_nothing(stack):
+    before = app_containers()
+    with steady_get_mix(stack) as traffic:
+        time.sleep(2)
+        started = time.monotonic()
+        swarm.docker("service", "update", "--force", "--detach=false", APP,
+                     timeout=UPDATE_TIMEOUT)  # fmt: skip
+        took = time.monotonic() - started
+        time.sleep(2)
+    outcomes, failed = outcomes_of(traffic)
+    status = json.loads(swarm.docker("service", "inspect", APP))[0].get("UpdateStatus", {})
+    assert status.get("State") == "completed", status
+    # every replica was replaced
+    assert app_containers().isdisjoint(before)
+    assert len(outcomes) > 50, f"too little traffic to prove anything: {len(outcomes)}"
+    assert not failed, (
+        f"{len(failed)} of {len(outcomes)} requests failed during a {took:.0f} s "
+        f"rolling update: {failed[:5]}"
+    )
+    swarm.wait_ready(NAME, 2, PORT, timeout=60)
+
+
+def test_killed_replica_heals_without_failed_gets(stack):
+    before = app_containers()
+    victim = sorted(before)[0]
+    with steady_get_mix(stack) as traffic:
+        time.sleep(2)
+        swarm.docker("kill", victim)
+        # swarm starts a replacement; healed once nginx reaches 2 replicas again
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            now = app_containers()
+            if victim not in now and len(now - before) == 1:
+                break
+            time.sleep(0.5)
+        swarm.wait_ready(NAME, 2, PORT, timeout=90)
+        time.sleep(2)
+    outcomes, failed = outcomes_of(traffic)
+    assert len(app_containers() - before) == 1, "no replacement task started"
+    assert len(outcomes) > 50, f"too little traffic to prove anything: {len(outcomes)}"
+    assert not failed, f"{len(failed)} of {len(outcomes)} GETs failed: {failed[:5]}"
+
+
+def test_stack_is_removed_cleanly(stack):
+    swarm.remove(NAME)
+    assert swarm.leftovers(NAME) == []
+    networks = swarm.docker("network", "ls", "--format", "{{.Name}}").split()
+    assert not [n for n in networks if n.startswith(f"{NAME}_")]

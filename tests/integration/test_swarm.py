@@ -92,6 +92,20 @@ def test_serves_through_nginx_from_two_replicas(stack):
     assert backend["Internal"] is True
 
 
+def test_containers_are_hardened_as_in_compose(stack):
+    ids = swarm.docker("ps", "--quiet", "--filter", f"label=com.docker.stack.namespace={NAME}")
+    containers = json.loads(swarm.docker("inspect", *ids.split()))
+    assert len(containers) == 3
+    for container in containers:
+        host = container["HostConfig"]
+        assert host["ReadonlyRootfs"] is True
+        assert host["CapDrop"] == ["ALL"]
+        assert [m["Target"] for m in host["Mounts"] if m["Type"] == "tmpfs"] == ["/tmp"]
+        assert host["Memory"] > 0
+        assert not container["Config"]["User"].startswith(("0", "root"))
+        assert container["State"]["Health"]["Status"] == "healthy"
+
+
 def test_nginx_follows_replicas_as_they_come_and_go(stack):
     # wait_ready asks nginx until it reaches exactly this many distinct replicas
     swarm.scale(3, name=NAME, port=PORT, timeout=90)

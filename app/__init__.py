@@ -9,7 +9,9 @@ this order, later sources winning:
 3. the ``config`` mapping passed to ``create_app`` (tests).
 
 ``WSGI_PROCESSES`` and ``WSGI_THREADS`` (no prefix) are set by the
-deployment and only reported by ``/info``.
+deployment and only reported by ``/info``; ``TRUSTED_PROXIES`` and
+``SLOW_REQUEST_MS`` (no prefix either) are the stack's knobs of the same name
+(wsgistack/settings.py), read here too.
 """
 
 import logging
@@ -23,7 +25,7 @@ from flask import Flask, current_app, request
 from flask.logging import default_handler
 from werkzeug.exceptions import RequestURITooLarge
 
-from app import fanout, fib, problems, timing
+from app import fanout, fib, forwarded, problems, request_log, timing
 
 DEFAULTS: dict[str, Any] = {
     # doubling/iterative cap; F(20000) has 4180 digits, under the 4300 that
@@ -55,7 +57,9 @@ POSITIVE_INT_KEYS = (
 
 _DIGITS = re.compile(r"[0-9]+")
 
-_LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d:%(threadName)s] %(name)s: %(message)s"
+_LOG_FORMAT = (
+    "%(asctime)s %(levelname)s [%(process)d:%(threadName)s] [%(request_id)s] %(name)s: %(message)s"
+)
 
 
 class ConfigError(ValueError):
@@ -79,6 +83,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         WSGI_PROCESSES=os.environ.get("WSGI_PROCESSES"),
         WSGI_THREADS=os.environ.get("WSGI_THREADS"),
+        TRUSTED_PROXIES=os.environ.get("TRUSTED_PROXIES", ""),
+        SLOW_REQUEST_MS=os.environ.get("SLOW_REQUEST_MS", 1000),
     )
     app.config.from_prefixed_env()
     if config is not None:
@@ -96,6 +102,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["request_counter"] = counter
     app.extensions["fanout_pool"] = fanout.FanoutPool(app.config["FANOUT_POOL_SIZE"])
     app.wsgi_app = timing.ServerTimingMiddleware(app.wsgi_app, counter)
+    trusted = app.config["TRUSTED_PROXIES"]
+    app.wsgi_app = request_log.RequestLogMiddleware(
+        app.wsgi_app, app.logger, app.config["SLOW_REQUEST_MS"], trusted
+    )
+    # outermost: the client's real address is known before anything else runs
+    app.wsgi_app = forwarded.TrustedProxyMiddleware(app.wsgi_app, trusted)
 
     app.before_request(_limit_query_string)
     problems.init_app(app)
@@ -147,6 +159,7 @@ def _configure_logging(app: Flask) -> None:
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
         handler.setFormatter(_OneLineFormatter(_LOG_FORMAT))
+        handler.addFilter(request_log.RequestIdFilter())
         logger.addHandler(handler)
     # our handler already prints; an ancestor's would print the same line again
     logger.propagate = False
@@ -187,6 +200,13 @@ def _validate_config(app: Flask) -> None:
         app.config[key] = _positive_int(key, app.config[key])
     for key in ("WSGI_PROCESSES", "WSGI_THREADS"):
         app.config[key] = _optional_count(app, key)
+    app.config["SLOW_REQUEST_MS"] = _positive_int("SLOW_REQUEST_MS", app.config["SLOW_REQUEST_MS"])
+    proxies = app.config["TRUSTED_PROXIES"]
+    if isinstance(proxies, str):
+        try:
+            app.config["TRUSTED_PROXIES"] = forwarded.parse_networks(proxies)
+        except ValueError as e:
+            raise ConfigError(f"TRUSTED_PROXIES must be addresses or CIDR ranges: {e}") from e
 
     # str() of an int with more than sys.int_max_str_digits digits raises
     # ValueError (python 3.11+); refuse limits whose answers could not be

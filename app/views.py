@@ -189,4 +189,7 @@ def info():
             "threads": current_app.config["WSGI_THREADS"],
         },
         requests_served=current_app.extensions["request_counter"].value,
+        # what the app believes of its client (app/forwarded.py)
+        client={"address": request.remote_addr, "scheme": request.scheme},
+        request_id=request.environ.get("wsgistack.request_id"),
     )

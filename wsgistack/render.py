@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from wsgistack import tls
 from wsgistack.settings import Settings, SettingsError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}")
@@ -67,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         for template in args.templates:
             print(render_file(template, args.out, settings))
-    except (SettingsError, RenderError, OSError) as exc:
+        # the files the configs name: with TLS=1 and no certificate, make one
+        tls.ensure_certificate(settings)
+    except (SettingsError, RenderError, OSError, subprocess.CalledProcessError) as exc:
         print(f"render: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -24,6 +24,7 @@ virtualenv (nginx) run ``python3 -m wsgistack.render`` too.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -94,6 +95,26 @@ KNOBS: tuple[Knob, ...] = (
     ),
     Knob("VENV", "", "virtualenv the app is installed in (uWSGI virtualenv, mod_wsgi python-home)"),
     Knob("WSGI_APP", "app.wsgi:application", "the WSGI callable the servers import, module:name"),
+    Knob("TLS", 0, "1: the proxy serves HTTPS (and HTTP/2) on TLS_PORT, plain HTTP redirects", 0),
+    Knob("TLS_PORT", 8443, "the public HTTPS port (with TLS=1)", 1),
+    Knob(
+        "TLS_CERT",
+        "",
+        "certificate chain (PEM); default: a self-signed one for localhost made in RUN_DIR",
+    ),
+    Knob("TLS_KEY", "", "the certificate's private key (PEM); default: made with TLS_CERT"),
+    Knob(
+        "TRUSTED_PROXIES",
+        "",
+        "addresses/CIDRs of load balancers whose X-Forwarded-For, X-Forwarded-Proto and "
+        "X-Request-ID are believed (space-separated; empty: none)",
+    ),
+    Knob(
+        "SLOW_REQUEST_MS",
+        1000,
+        "a request that takes this long (ms) gets a log line from the app server and the app",
+        1,
+    ),
     Knob(
         "DNS_RESOLVER",
         "",
@@ -126,6 +147,12 @@ class Settings:
     UWSGI_SOCKET: str
     VENV: str
     WSGI_APP: str
+    TLS: int
+    TLS_PORT: int
+    TLS_CERT: str
+    TLS_KEY: str
+    TRUSTED_PROXIES: str
+    SLOW_REQUEST_MS: int
     DNS_RESOLVER: str
 
     @classmethod
@@ -140,6 +167,15 @@ class Settings:
             values["UWSGI_SOCKET"] = os.path.join(str(values["RUN_DIR"]), "uwsgi.sock")
         if not values["DNS_RESOLVER"]:
             values["DNS_RESOLVER"] = system_resolver()
+        if values["TLS"] not in (0, 1):
+            raise SettingsError(f"TLS={values['TLS']}: expected 0 (off) or 1 (on)")
+        if not values["TLS_CERT"]:
+            tls_dir = os.path.join(str(values["RUN_DIR"]), "tls")
+            values["TLS_CERT"] = os.path.join(tls_dir, "cert.pem")
+            values["TLS_KEY"] = values["TLS_KEY"] or os.path.join(tls_dir, "key.pem")
+        elif not values["TLS_KEY"]:
+            raise SettingsError("TLS_CERT is set without TLS_KEY")
+        _check_addresses(str(values["TRUSTED_PROXIES"]))
         return cls(**values)  # type: ignore[arg-type]
 
     # the timeout ladder (see the module docstring)
@@ -190,6 +226,28 @@ class Settings:
         return rf"(^|, )({at_least(self.APP_TIMEOUT)})\.[0-9]+$"
 
     @property
+    def NGINX_TLS_SITES(self) -> str:
+        """What nginx.conf includes for HTTPS: the TLS sites, or (TLS=0) a pattern
+        that matches no file, which nginx accepts as including nothing."""
+        return "tls.d/*.conf" if self.TLS else "tls.d/*.disabled"
+
+    @property
+    def NGINX_HTTP_ROUTE(self) -> str:
+        """What plain HTTP does with a request: proxy it, or (TLS=1) redirect it."""
+        return "snippets/redirect-to-https.conf" if self.TLS else "snippets/proxy-to-app.conf"
+
+    @property
+    def NGINX_REAL_IP_FROM(self) -> str:
+        """nginx's set_real_ip_from lines: one per trusted proxy."""
+        lines = [f"set_real_ip_from {address};" for address in self.TRUSTED_PROXIES.split()]
+        return "\n    ".join(lines) or "# TRUSTED_PROXIES is empty: no address is trusted"
+
+    @property
+    def NGINX_TRUSTED_GEO(self) -> str:
+        """Entries of nginx's geo block that marks a trusted proxy's address."""
+        return "\n        ".join(f"{address} 1;" for address in self.TRUSTED_PROXIES.split())
+
+    @property
     def APACHE_MAX_REQUEST_WORKERS(self) -> int:
         """Apache threads: a relay for every request the daemons take, and as
         many again to refuse the surplus with a 503 (deploy/apache-mod_wsgi)."""
@@ -219,6 +277,16 @@ class Settings:
     def as_env(self) -> dict[str, str]:
         """The knobs as environment variables, for child processes."""
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+def _check_addresses(text: str) -> None:
+    for address in text.split():
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"TRUSTED_PROXIES: {address!r} is not an IP address or CIDR range"
+            ) from None
 
 
 def system_resolver(path: str = RESOLV_CONF) -> str:

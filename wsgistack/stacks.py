@@ -15,6 +15,7 @@ from pathlib import Path
 from wsgistack.render import render_file
 from wsgistack.runner import Server, StackError, StackSpec, binary
 from wsgistack.settings import Settings
+from wsgistack.tls import ensure_certificate
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY_DIR = Path(os.environ.get("WSGISTACK_DEPLOY_DIR", ROOT / "deploy"))
@@ -76,6 +77,7 @@ def gunicorn(settings: Settings, run_dir: Path) -> list[Server]:
 def uwsgi(settings: Settings, run_dir: Path) -> list[Server]:
     ini = render_file(DEPLOY_DIR / "uwsgi" / "uwsgi.ini", run_dir, settings)
     nginx_dir = render_file(DEPLOY_DIR / "nginx", run_dir, settings)
+    ensure_certificate(settings)
     return [
         Server(
             "uwsgi",
@@ -111,6 +113,7 @@ def uwsgi_direct(settings: Settings, run_dir: Path) -> list[Server]:
 
 def apache(settings: Settings, run_dir: Path) -> list[Server]:
     conf_dir = render_file(DEPLOY_DIR / "apache-mod_wsgi", run_dir, settings)
+    ensure_certificate(settings)
 
     def reload_daemons(proc: subprocess.Popen) -> None:
         # SIGUSR1 to the mod_wsgi daemons ("(wsgi:app)" in ps), not to Apache:

@@ -28,7 +28,7 @@ PROXIED = {
 
 # nginx + uWSGI shows more: what nginx admits fits uWSGI's buffer, a crashed
 # worker is a 502 (not a 504), and one client address cannot take every slot
-NGINX_UWSGI = PROXIED | {"header_limits", "crash_is_502", "client_fairness"}
+NGINX_UWSGI = PROXIED | {"header_limits", "crash_is_502", "client_fairness", "forwarded_headers"}
 
 # what a compose stack shows: a reload is an orchestrator's job there (new
 # containers), not a signal to a running one; every host client reaches the
@@ -37,8 +37,20 @@ CONTAINERIZED = PROXIED - {"graceful_reload"}
 
 # gunicorn alone has no proxy in front: no per-request timeout (its gthread
 # `timeout` is a worker heartbeat), no overload shedding, no Host check, no body
-# limit, no slow-client defence, no security headers (deploy/gunicorn/)
-GUNICORN = {"endpoints", "concurrency", "bad_input", "graceful_stop", "graceful_reload"}
+# limit, no slow-client defence, no security headers (deploy/gunicorn/); a stop
+# finishes the requests its threads hold and resets the ones still queued
+GUNICORN = {
+    "endpoints",
+    "concurrency",
+    "bad_input",
+    "graceful_stop_in_flight_only",
+    "graceful_reload",
+}
+
+# the edge, with TLS=1 and a trusted load balancer at 127.0.0.2: HTTPS as
+# Mozilla's intermediate profile wants it, with HTTP/2; forwarded headers and
+# request IDs believed from the balancer only; compressed JSON
+EDGE = {"tls", "forwarded_headers", "request_ids", "compression"}
 
 BEHAVIOURS: dict[str, set[str]] = {
     "uwsgi": NGINX_UWSGI,
@@ -46,6 +58,7 @@ BEHAVIOURS: dict[str, set[str]] = {
     # request, so under traffic a stuck request is cut by nginx's read timeout
     # (REQUEST_TIMEOUT + 5) instead: what the suite asserts for it
     "uwsgi-threads": {"request_timeout_at_proxy"},
+    "uwsgi-edge": EDGE,
     "apache": PROXIED,
     "gunicorn": GUNICORN,
     "docker-uwsgi": CONTAINERIZED | {"header_limits", "follows_recreated_app"},
@@ -63,6 +76,12 @@ STACK_SETTINGS: dict[str, dict[str, int]] = {
     "uwsgi": {"WSGI_PROCESSES": 6, "WSGI_THREADS": 1},
     "docker-uwsgi": {"WSGI_PROCESSES": 6, "WSGI_THREADS": 1},
     "uwsgi-threads": {"WSGI_PROCESSES": 2, "WSGI_THREADS": 4},
+    "uwsgi-edge": {
+        "WSGI_PROCESSES": 2,
+        "WSGI_THREADS": 1,
+        "TLS": 1,
+        "TRUSTED_PROXIES": "127.0.0.2",
+    },
 }
 
 

@@ -10,10 +10,12 @@ Both expose: ``base_url``, ``settings``, ``slots``, ``start()``, ``wait_ready()`
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from tests.integration import compose
 from wsgistack.runner import check_binaries, check_system_python, find_free_port, http_get
 from wsgistack.settings import Settings
 from wsgistack.stacks import StackError, get_stack
+from wsgistack.tls import make_certificate
 
 # small numbers, so timeouts, overload and slow clients show within seconds
 SUITE_SETTINGS = {
@@ -40,13 +43,26 @@ SUITE_KNOBS = set(SUITE_SETTINGS)
 SUITE_APP_ENV = {"FLASK_IO_MAX_MS": "60000"}
 
 
+@functools.cache
+def test_pki() -> Path:
+    """A certificate for localhost signed by a throwaway CA (``ca.pem``), made
+    once per test session with the code `wsgistack up` uses, readable by the
+    unprivileged user the servers run as."""
+    folder = Path(tempfile.mkdtemp(prefix="wsgistack-test-pki-"))
+    make_certificate("openssl", folder, folder / "cert.pem", folder / "key.pem")
+    folder.chmod(0o755)
+    for path in folder.iterdir():
+        path.chmod(0o644)  # a test key: the servers' user must read it
+    return folder
+
+
 def wait_for_up(base_url: str, name: str, timeout: float, alive, log_tail) -> None:
-    """Poll /up until it answers 200; ``alive()`` raises if the stack died."""
+    """Poll /readyz until it answers 200; ``alive()`` raises if the stack died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         alive()
         try:
-            if http_get(base_url + "/up", timeout=1)[0] == 200:
+            if http_get(base_url + "/readyz", timeout=1)[0] == 200:
                 return
         except OSError:
             pass
@@ -65,8 +81,15 @@ class NativeTarget:
 
     def __post_init__(self) -> None:
         port = find_free_port()
-        self.settings = Settings.from_env({}, **{**SUITE_SETTINGS, **self.overrides}, PORT=port)
+        overrides = {**SUITE_SETTINGS, **self.overrides}
+        if overrides.get("TLS") and "TLS_CERT" not in overrides:
+            pki = test_pki()
+            overrides.update(TLS_PORT=find_free_port(), TLS_CERT=str(pki / "cert.pem"),
+                             TLS_KEY=str(pki / "key.pem"))  # fmt: skip
+            self.ca_file = pki / "ca.pem"
+        self.settings = Settings.from_env({}, **overrides, PORT=port)
         self.base_url = f"http://127.0.0.1:{port}"
+        self.https_url = f"https://127.0.0.1:{self.settings.TLS_PORT}"
         self._log = None
 
     @property
@@ -250,7 +273,7 @@ class ComposeTarget:
 
 
 # suite names for a native stack run with other settings (conftest.STACK_SETTINGS)
-VARIANTS = {"uwsgi-threads": "uwsgi"}
+VARIANTS = {"uwsgi-threads": "uwsgi", "uwsgi-edge": "uwsgi"}
 
 
 def make_target(name: str, log_path: Path, overrides: dict[str, int]):

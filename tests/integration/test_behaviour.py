@@ -390,16 +390,16 @@ def test_a_flood_from_one_address_does_not_keep_another_out(stack):
 # --- 6. graceful stop -------------------------------------------------------
 
 
-@pytest.mark.behaviour("graceful_stop")
-def test_sigterm_lets_in_flight_and_queued_requests_finish(fresh_stack):
-    """SIGTERM while every slot is busy and more requests wait in the queue
-    behind them: every request already sent gets its answer."""
+def stop_with_requests_queued(stack) -> tuple[list, int | None]:
+    """SIGTERM while every slot is busy and more requests wait behind them;
+    returns each request's answer (or exception), in-flight ones first, and
+    the exit code. Asserts the stack stopped within its grace period."""
     results: list = []
-    sent = fresh_stack.slots + max(2, fresh_stack.slots // 2)
+    sent = stack.slots + max(2, stack.slots // 2)
 
     def slow_request():
         try:
-            results.append(request(fresh_stack.base_url, "/io?ms=2000", timeout=20))
+            results.append(request(stack.base_url, "/io?ms=2000", timeout=20))
         except Exception as exc:  # noqa: BLE001 - recorded and asserted below
             results.append(exc)
 
@@ -408,17 +408,37 @@ def test_sigterm_lets_in_flight_and_queued_requests_finish(fresh_stack):
         thread.start()
     time.sleep(0.7)  # the first ones reach the app, the rest queue behind them
     start = time.monotonic()
-    fresh_stack.terminate()
+    stack.terminate()
     for thread in threads:
         thread.join(timeout=25)
-    code = fresh_stack.wait_exit(fresh_stack.settings.STOP_GRACE_PERIOD)
+    code = stack.wait_exit(stack.settings.STOP_GRACE_PERIOD)
     stopped_after = time.monotonic() - start
-
-    assert [getattr(r, "status", r) for r in results] == [200] * sent
-    assert code == 0, fresh_stack.log_tail()
-    assert stopped_after < fresh_stack.settings.STOP_GRACE_PERIOD
+    assert len(results) == sent
+    assert stopped_after < stack.settings.STOP_GRACE_PERIOD
     with pytest.raises(OSError):
-        request(fresh_stack.base_url, "/up", timeout=2)
+        request(stack.base_url, "/up", timeout=2)
+    return results, code
+
+
+@pytest.mark.behaviour("graceful_stop")
+def test_sigterm_lets_in_flight_and_queued_requests_finish(fresh_stack):
+    """Every request already sent gets its answer, queued ones included."""
+    results, code = stop_with_requests_queued(fresh_stack)
+    assert [getattr(r, "status", r) for r in results] == [200] * len(results)
+    assert code == 0, fresh_stack.log_tail()
+
+
+@pytest.mark.behaviour("graceful_stop_in_flight_only")
+def test_sigterm_finishes_in_flight_requests_and_drops_queued_ones(fresh_stack):
+    """What gunicorn does: it closes its listening socket and finishes the
+    requests its threads hold; connections still queued are reset, not
+    answered (no proxy in front holds them)."""
+    results, code = stop_with_requests_queued(fresh_stack)
+    served = [r for r in results if getattr(r, "status", None) == 200]
+    dropped = [r for r in results if isinstance(r, ConnectionError)]
+    assert len(served) >= fresh_stack.slots, results
+    assert len(served) + len(dropped) == len(results), results
+    assert code == 0, fresh_stack.log_tail()
 
 
 # --- 7. zero-downtime reload -----------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 from wsgistack.render import render_file
 from wsgistack.settings import Settings
 from wsgistack.stacks import DEPLOY_DIR
+from wsgistack.tls import ensure_certificate
 
 
 def need(binary: str) -> str:
@@ -39,8 +40,10 @@ def uwsgi_get(ini, option: str) -> str:
 
 
 @pytest.mark.server
-def test_nginx_accepts_its_rendered_config(tmp_path):
-    conf_dir, _ = rendered(tmp_path, "nginx")
+@pytest.mark.parametrize("tls", ["0", "1"])
+def test_nginx_accepts_its_rendered_config(tmp_path, tls):
+    conf_dir, settings = rendered(tmp_path, "nginx", TLS=tls, TRUSTED_PROXIES="10.0.0.0/8")
+    ensure_certificate(settings)
     result = subprocess.run(
         [need("nginx"), "-t", "-e", "stderr", "-p", str(conf_dir), "-c", "nginx.conf"],
         capture_output=True, text=True, timeout=30,
@@ -81,7 +84,7 @@ def test_timeout_ladder_app_server_then_proxy_then_stop_grace(tmp_path, request_
     ini, settings = rendered(tmp_path, "uwsgi/uwsgi.ini", REQUEST_TIMEOUT=request_timeout)
     conf_dir, _ = rendered(tmp_path, "nginx", REQUEST_TIMEOUT=request_timeout)
     harakiri = int(uwsgi_get(ini, "harakiri"))
-    site = (conf_dir / "conf.d" / "app.conf").read_text()
+    site = (conf_dir / "snippets" / "proxy-to-app.conf").read_text()
     read_timeout = int(re.search(r"^\s*uwsgi_read_timeout (\d+)s;", site, re.M).group(1))
     assert harakiri == request_timeout
     assert harakiri < read_timeout < settings.STOP_GRACE_PERIOD
@@ -95,7 +98,15 @@ def test_timeout_ladder_app_server_then_proxy_then_stop_grace(tmp_path, request_
     assert request_timeout < int(options["socket-timeout"]) < settings.STOP_GRACE_PERIOD
 
 
-@pytest.mark.parametrize("knobs", [{}, {"UWSGI_SOCKET": "uwsgi-app:3031", "REQUEST_TIMEOUT": "3"}])
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {},
+        {"UWSGI_SOCKET": "uwsgi-app:3031", "REQUEST_TIMEOUT": "3"},
+        {"TLS": "1", "TRUSTED_PROXIES": "10.0.0.0/8 192.0.2.7"},
+    ],
+    ids=["native", "containers", "tls-behind-balancer"],
+)
 def test_gixy_finds_nothing_in_the_rendered_nginx_config(tmp_path, knobs):
     """gixy (PyPI gixy-ng), a static analyser of nginx configs no one here
     wrote: no finding of any severity, natively and as the containers render it."""

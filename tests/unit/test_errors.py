@@ -193,8 +193,13 @@ def test_unexpected_exception(failing_app, assert_problem, capsys):
     assert "unhandled exception on GET /boom" in err
     assert "RuntimeError: secret connection string" in err
     assert "Traceback" in err
-    # the traceback is kept on one line
-    assert err.count("\n") == 1
+    # the traceback is kept on one line, followed by the failed request's line,
+    # both with the request's ID
+    lines = err.splitlines()
+    assert len(lines) == 2, lines
+    request_id = response.headers["X-Request-ID"]
+    assert "Traceback" in lines[0] and f"[{request_id}]" in lines[0]
+    assert "GET /boom 500 in" in lines[1] and f"[{request_id}]" in lines[1]
 
 
 def test_http_exception_headers_are_kept(failing_app, assert_problem):

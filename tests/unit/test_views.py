@@ -150,6 +150,8 @@ def test_info(client):
         "gil_enabled",
         "configured",
         "requests_served",
+        "client",
+        "request_id",
     ]
     assert body["hostname"] == socket.gethostname()
     assert body["pid"] == os.getpid()
@@ -159,6 +161,8 @@ def test_info(client):
     assert isinstance(body["gil_enabled"], bool)
     assert body["configured"] == {"processes": None, "threads": None}
     assert body["requests_served"] == 1
+    assert body["client"] == {"address": "127.0.0.1", "scheme": "http"}
+    assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
 
 
 def test_info_server_software_and_configuration(monkeypatch):

@@ -238,8 +238,8 @@ def leftovers(name: str) -> list[str]:
 
 def remove(name: str = DEFAULT_NAME, timeout: float = REMOVE_TIMEOUT) -> None:
     """Remove the stack and wait until its containers and networks are gone
-    (`docker stack rm` returns before they are)."""
-    if not leftovers(name):
+    (`docker stack rm` returns before they are). Nothing to do outside swarm mode."""
+    if not swarm_active() or not leftovers(name):
         return
     docker("stack", "rm", name)
     deadline = time.monotonic() + timeout

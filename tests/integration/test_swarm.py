@@ -1,10 +1,10 @@
 """nginx -> uWSGI replicas on Docker Swarm (deploy/swarm/stack.yaml), for real.
 
-One stack is deployed for the module with ``wsgistack.swarm`` under the test
-project's name and port (WSGISTACK_TEST_PROJECT, WSGISTACK_TEST_PORT_BASE + 10),
-with the images the container tests build. Swarm mode is initialized only if
-the engine is not in it already, and left at the end only if this module
-initialized it. The tests skip, saying why, where no Docker engine answers; CI
+One stack is deployed for the module with ``wsgistack.swarm.deployed()`` under
+the test project's name and port (WSGISTACK_TEST_PROJECT, WSGISTACK_TEST_PORT_BASE
++ 10), with the images the container tests build. Swarm mode is initialized
+only if the engine is not in it already, and left at the end only if this
+module initialized it. The tests skip, saying why, where no Docker engine answers; CI
 turns the skip into a failure.
 
 The guarantees are checked under a steady GET mix through nginx's published
@@ -110,23 +110,15 @@ def test_stack_file_has_the_knobs_and_ladder_of_compose():
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[str]:
+    """The stack with 2 replicas through swarm.deployed(), as the benchmark gets it."""
     problem = engine_problem()
     if problem:
         pytest.skip(problem)
     build_images()
-    initialized = swarm.init_swarm()
-    try:
-        # leftovers of an interrupted run
-        swarm.remove(NAME)
-        try:
-            url = swarm.deploy(2, name=NAME, port=PORT, image_tag=IMAGE_TAG, env=STACK_ENV)
-        except swarm.SwarmError as exc:
-            pytest.fail(str(exc))
+    # leftovers of an interrupted run (no-op when none, or not in swarm mode)
+    swarm.remove(NAME)
+    with swarm.deployed(2, name=NAME, port=PORT, image_tag=IMAGE_TAG, env=STACK_ENV) as url:
         yield url
-        swarm.remove(NAME)
-    finally:
-        if initialized:
-            swarm.leave_swarm()
 
 
 def test_serves_through_nginx_from_two_replicas(stack):

@@ -11,7 +11,9 @@ PY := $(VENV)/bin/python
 STACK ?= uwsgi
 # servers and tools from Debian's archive (see README: native stacks)
 APT_PACKAGES := nginx uwsgi-core uwsgi-plugin-python3 apache2 libapache2-mod-wsgi-py3 \
-	python3 python3-venv shellcheck
+	python3 python3-venv shellcheck openssl
+# the tests' own tools: curl speaks HTTP/2, Chromium runs the front page
+TEST_APT_PACKAGES := curl chromium
 
 .PHONY: help
 help: ## list the tasks
@@ -19,9 +21,9 @@ help: ## list the tasks
 		awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  variables: STACK=$(STACK) (for up), VENV=$(VENV)"
 
-.PHONY: deps
-deps: ## install the Debian packages the native stacks need (as root; else say which)
-	@missing=$$(for p in $(APT_PACKAGES); do \
+# what `make deps` installs (or names), given the packages
+define apt_install
+	@missing=$$(for p in $(1); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
@@ -31,6 +33,15 @@ deps: ## install the Debian packages the native stacks need (as root; else say w
 		echo "missing Debian packages: $$missing"; \
 		echo "install them with: sudo apt-get install $$missing (tests of those servers skip meanwhile)"; \
 	fi
+endef
+
+.PHONY: deps
+deps: ## install the Debian packages the native stacks need (as root; else say which)
+	$(call apt_install,$(APT_PACKAGES))
+
+.PHONY: test-deps
+test-deps: ## install what the tests need beyond the stacks: curl (HTTP/2), headless Chromium
+	$(call apt_install,$(TEST_APT_PACKAGES))
 
 $(VENV)/.installed: requirements-dev.txt requirements.txt requirements-loadtest.txt pyproject.toml
 	@test -x $(SYSTEM_PYTHON) || { echo "$(SYSTEM_PYTHON) missing: apt-get install python3 python3-venv"; exit 1; }
@@ -64,7 +75,7 @@ docker-build: ## build every image (wsgistack-<target>:latest)
 	docker compose --profile '*' build
 
 .PHONY: test
-test: deps venv docker-deps ## install what is needed, then run the whole test suite
+test: deps test-deps venv docker-deps ## install what is needed, then run the whole test suite
 	$(PY) -m pytest
 
 .PHONY: test-unit

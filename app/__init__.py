@@ -78,7 +78,8 @@ class FibFlask(Flask):
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Create and configure the app."""
-    app = FibFlask(__name__)
+    # no Flask static route: app/front.py serves /static/ with fingerprints
+    app = FibFlask(__name__, static_folder=None)
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(
         WSGI_PROCESSES=os.environ.get("WSGI_PROCESSES"),
@@ -112,9 +113,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(_limit_query_string)
     problems.init_app(app)
 
-    from app import views
+    from app import front, views
 
     app.register_blueprint(views.bp)
+    front.init_app(app)
     return app
 
 

@@ -28,6 +28,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 # seconds the proxy waits beyond the app server's own kill: long enough for the
 # kill to land and be reported, short enough that clients are not left hanging
@@ -116,6 +117,11 @@ KNOBS: tuple[Knob, ...] = (
         1,
     ),
     Knob(
+        "STATIC_ROOT",
+        "",
+        "folder the proxy serves /static/ from; default: the app's app/static",
+    ),
+    Knob(
         "DNS_RESOLVER",
         "",
         "DNS server nginx asks for the app server's name at run time; "
@@ -123,6 +129,8 @@ KNOBS: tuple[Knob, ...] = (
     ),
 )
 
+# the app's static files (the front page's CSS and JS), beside this package
+APP_STATIC = Path(__file__).resolve().parents[1] / "app" / "static"
 # where DNS_RESOLVER comes from when it is not set
 RESOLV_CONF = "/etc/resolv.conf"
 # seconds after a request started within which nginx may still retry it on the
@@ -153,6 +161,7 @@ class Settings:
     TLS_KEY: str
     TRUSTED_PROXIES: str
     SLOW_REQUEST_MS: int
+    STATIC_ROOT: str
     DNS_RESOLVER: str
 
     @classmethod
@@ -165,6 +174,8 @@ class Settings:
             values[knob.env] = _parse(knob, raw)
         if not values["UWSGI_SOCKET"]:
             values["UWSGI_SOCKET"] = os.path.join(str(values["RUN_DIR"]), "uwsgi.sock")
+        if not values["STATIC_ROOT"]:
+            values["STATIC_ROOT"] = str(APP_STATIC)
         if not values["DNS_RESOLVER"]:
             values["DNS_RESOLVER"] = system_resolver()
         if values["TLS"] not in (0, 1):
@@ -232,9 +243,10 @@ class Settings:
         return "tls.d/*.conf" if self.TLS else "tls.d/*.disabled"
 
     @property
-    def NGINX_HTTP_ROUTE(self) -> str:
-        """What plain HTTP does with a request: proxy it, or (TLS=1) redirect it."""
-        return "snippets/redirect-to-https.conf" if self.TLS else "snippets/proxy-to-app.conf"
+    def NGINX_HTTPS_REDIRECT(self) -> str:
+        """What a location does with a plain HTTP request first: redirect it to
+        HTTPS (TLS=1), or nothing (TLS=0)."""
+        return "snippets/redirect-to-https.conf" if self.TLS else "snippets/no-redirect.conf"
 
     @property
     def NGINX_REAL_IP_FROM(self) -> str:

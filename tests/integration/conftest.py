@@ -28,7 +28,13 @@ PROXIED = {
 
 # nginx + uWSGI shows more: what nginx admits fits uWSGI's buffer, a crashed
 # worker is a 502 (not a 504), and one client address cannot take every slot
-NGINX_UWSGI = PROXIED | {"header_limits", "crash_is_502", "client_fairness", "forwarded_headers"}
+NGINX_UWSGI = PROXIED | {
+    "header_limits",
+    "crash_is_502",
+    "client_fairness",
+    "forwarded_headers",
+    "front_page",  # the HTML page and its static files work in a real browser
+}
 
 # what a compose stack shows: a reload is an orchestrator's job there (new
 # containers), not a signal to a running one; every host client reaches the
@@ -41,6 +47,7 @@ CONTAINERIZED = PROXIED - {"graceful_reload"}
 # finishes the requests its threads hold and resets the ones still queued
 GUNICORN = {
     "endpoints",
+    "front_page",
     "concurrency",
     "bad_input",
     "graceful_stop_in_flight_only",

@@ -118,3 +118,14 @@ def test_gixy_finds_nothing_in_the_rendered_nginx_config(tmp_path, knobs):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert re.search(r"Low: 0\s+Medium: 0\s+High: 0", result.stdout), result.stdout[-3000:]
+
+
+# the idle timeout of the usual load balancers (AWS ALB, GCP, Azure: 60 s)
+BALANCER_IDLE_TIMEOUT = 60
+
+
+def test_client_keepalive_outlives_a_balancers_idle_timeout(tmp_path):
+    conf_dir, _ = rendered(tmp_path, "nginx")
+    conf = (conf_dir / "nginx.conf").read_text()
+    keepalive = int(re.search(r"^\s*keepalive_timeout (\d+)s;", conf, re.M).group(1))
+    assert keepalive > BALANCER_IDLE_TIMEOUT

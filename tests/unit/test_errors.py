@@ -132,10 +132,16 @@ def test_unknown_parameters_are_ignored(client):
 
 
 @pytest.mark.parametrize(
-    "url", ["/", "/nope", "/fib", "/fib/", "/fib/1/2", "/up/", "//up", "/FIB/1", "/static/x"]
+    "url", ["/nope", "/fib", "/fib/", "/fib/1/2", "/up/", "/FIB/1", "/static/x"]
 )
 def test_unknown_routes(client, assert_problem, url):
     assert_problem(client.get(url), 404)
+
+
+def test_a_doubled_slash_gets_json_not_an_html_redirect(client):
+    # the test client reads "//up" as host "up", path "/": set the path itself
+    response = client.get("/", environ_overrides={"PATH_INFO": "//up"})
+    assert response.is_json and response.status_code in (200, 404)
 
 
 @pytest.mark.parametrize("route", ROUTES)

@@ -114,3 +114,37 @@ lock: ## re-resolve and pin the dependencies (requirements*.txt)
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .lock-venv .lock-all.txt .hypothesis .benchmarks .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# --- Docker Swarm: nginx -> N uWSGI replicas (deploy/swarm/stack.yaml; README: Docker Swarm)
+REPLICAS ?= 2
+IMAGE_TAG ?= latest
+SWARM_NAME ?= wsgistack
+SWARM_PORT ?= 8090
+# wrk's options for swarm-throughput: 1 thread, 32 connections, 10 s per figure
+SWARM_WRK ?= -t1 -c32 -d10s
+SWARM_FLAGS = --name $(SWARM_NAME) --port $(SWARM_PORT)
+
+.PHONY: swarm-deploy
+swarm-deploy: venv ## build the images, enter swarm mode if needed, deploy: make swarm-deploy REPLICAS=2
+	IMAGE_TAG=$(IMAGE_TAG) docker compose --profile uwsgi build
+	$(VENV)/bin/wsgistack swarm deploy --init --replicas $(REPLICAS) --tag $(IMAGE_TAG) $(SWARM_FLAGS)
+
+.PHONY: swarm-scale
+swarm-scale: venv ## set the swarm stack's app replicas: make swarm-scale REPLICAS=4
+	$(VENV)/bin/wsgistack swarm scale --replicas $(REPLICAS) $(SWARM_FLAGS)
+
+.PHONY: swarm-rm
+swarm-rm: venv ## remove the swarm stack (LEAVE=1: then leave swarm mode too)
+	$(VENV)/bin/wsgistack swarm rm --name $(SWARM_NAME) $(if $(LEAVE),--leave)
+
+.PHONY: swarm-throughput
+swarm-throughput: venv ## wrk through the swarm stack's nginx with 1, 2 and 4 replicas
+	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
+	@for n in 1 2 4; do \
+		$(VENV)/bin/wsgistack swarm scale --replicas $$n $(SWARM_FLAGS) >/dev/null || exit 1; \
+		for path in '/fib/sequence?n=1000' '/io?ms=100'; do \
+			wrk $(SWARM_WRK) "http://127.0.0.1:$(SWARM_PORT)$$path" | awk -v n=$$n -v p="$$path" \
+				'/Requests\/sec/ {rps=$$2} /Non-2xx/ {bad=$$NF} \
+				END {printf "replicas %d  %-22s %8s rps  non-2xx %d\n", n, p, rps, bad}'; \
+		done; \
+	done

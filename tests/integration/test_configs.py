@@ -129,3 +129,15 @@ def test_client_keepalive_outlives_a_balancers_idle_timeout(tmp_path):
     conf = (conf_dir / "nginx.conf").read_text()
     keepalive = int(re.search(r"^\s*keepalive_timeout (\d+)s;", conf, re.M).group(1))
     assert keepalive > BALANCER_IDLE_TIMEOUT
+
+
+@pytest.mark.parametrize("request_timeout", [3, 30])
+def test_nginx_can_retry_a_dead_replica_inside_the_retry_window(tmp_path, request_timeout):
+    """A connection to a replica that is gone times out; the retry on the next
+    one must still fit in the window in which nginx may retry at all."""
+    conf_dir, settings = rendered(tmp_path, "nginx", REQUEST_TIMEOUT=request_timeout)
+    site = (conf_dir / "snippets" / "proxy-to-app.conf").read_text()
+    connect = int(re.search(r"^uwsgi_connect_timeout (\d+)s;", site, re.M).group(1))
+    window = int(re.search(r"^uwsgi_next_upstream_timeout (\d+)s;", site, re.M).group(1))
+    assert window == settings.PROXY_RETRY_WINDOW
+    assert connect < window

@@ -129,6 +129,12 @@ KNOBS: tuple[Knob, ...] = (
         1,
     ),
     Knob(
+        "APP_REPLICAS",
+        1,
+        "app server replicas behind one nginx (Swarm): its limits count the slots of all",
+        1,
+    ),
+    Knob(
         "STATIC_ROOT",
         "",
         "folder the proxy serves /static/ from; default: the app's app/static",
@@ -180,6 +186,7 @@ class Settings:
     TLS_KEY: str
     TRUSTED_PROXIES: str
     SLOW_REQUEST_MS: int
+    APP_REPLICAS: int
     STATIC_ROOT: str
     DNS_RESOLVER: str
     NGINX_WORKERS: int
@@ -237,13 +244,13 @@ class Settings:
         Beyond this the proxy answers 503 at once instead of queueing a request
         that would only time out.
         """
-        return self.WORKER_SLOTS + self.LISTEN_BACKLOG
+        return (self.WORKER_SLOTS + self.LISTEN_BACKLOG) * self.APP_REPLICAS
 
     @property
     def PROXY_MAX_CONNS_PER_CLIENT(self) -> int:
         """Requests one client address may have in flight: every worker slot and
         half the backlog, so one client cannot queue everyone else out."""
-        return self.WORKER_SLOTS + self.LISTEN_BACKLOG // 2
+        return (self.WORKER_SLOTS + self.LISTEN_BACKLOG // 2) * self.APP_REPLICAS
 
     @property
     def PROXY_RETRY_WINDOW(self) -> int:

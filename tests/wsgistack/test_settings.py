@@ -103,3 +103,12 @@ def test_nginx_never_retries_a_request_the_app_server_killed_for_its_timeout(tim
 def test_one_client_gets_every_slot_and_half_the_backlog_not_all_of_it():
     s = Settings.from_env({"WSGI_PROCESSES": "8", "WSGI_THREADS": "1", "LISTEN_BACKLOG": "128"})
     assert s.PROXY_MAX_CONNS_PER_CLIENT == 8 + 64 < s.PROXY_MAX_CONNS
+
+
+def test_the_proxys_limits_count_every_replica():
+    one = Settings.from_env({"WSGI_PROCESSES": "8", "WSGI_THREADS": "1", "LISTEN_BACKLOG": "128"})
+    three = Settings.from_env(
+        {"WSGI_PROCESSES": "8", "WSGI_THREADS": "1", "LISTEN_BACKLOG": "128", "APP_REPLICAS": "3"}
+    )
+    assert three.PROXY_MAX_CONNS == 3 * one.PROXY_MAX_CONNS == 3 * 136
+    assert three.PROXY_MAX_CONNS_PER_CLIENT == 3 * one.PROXY_MAX_CONNS_PER_CLIENT

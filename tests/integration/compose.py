@@ -22,6 +22,10 @@ LOCUST_WEB_PORT = PORT_BASE + 9
 IMAGE_TAG = os.environ.get("IMAGE_TAG", "latest")
 # Locust gets a project of its own, so that it never touches the stack under test
 LOCUST_PROJECT = f"{PROJECT}-locust"
+# the stacks with a production SERVER_NAMES, in a project and on ports of their
+# own, so that they may run while the default stack is up
+PRODUCTION_PROJECT = f"{PROJECT}-prod"
+PRODUCTION_PORTS = {stack: port + 3 for stack, port in HOST_PORTS.items()}
 STACKS = tuple(HOST_PORTS)
 # the compose services of each stack; the first one answers HTTP
 SERVICES = {"uwsgi": ("uwsgi-nginx", "uwsgi-app"), "apache": ("apache",), "gunicorn": ("gunicorn",)}
@@ -54,12 +58,12 @@ def run(args: list[str], *, timeout: float = 120, check: bool = True, env=None):
     return result
 
 
-def compose_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def compose_env(extra: dict[str, str] | None = None, ports=HOST_PORTS) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        UWSGI_HTTP_PORT=str(HOST_PORTS["uwsgi"]),
-        APACHE_HTTP_PORT=str(HOST_PORTS["apache"]),
-        GUNICORN_HTTP_PORT=str(HOST_PORTS["gunicorn"]),
+        UWSGI_HTTP_PORT=str(ports["uwsgi"]),
+        APACHE_HTTP_PORT=str(ports["apache"]),
+        GUNICORN_HTTP_PORT=str(ports["gunicorn"]),
         LOCUST_WEB_PORT=str(LOCUST_WEB_PORT),
         # `up --wait` returns one interval after the servers are ready
         HEALTHCHECK_INTERVAL="2s",
@@ -84,9 +88,10 @@ def compose(
     check: bool = True,
     project: str = PROJECT,
     env: dict[str, str] | None = None,
+    ports: dict[str, int] = HOST_PORTS,
 ):
     return run(compose_command(*args, project=project), timeout=timeout, check=check,
-               env=compose_env(env))  # fmt: skip
+               env=compose_env(env, ports))  # fmt: skip
 
 
 _built = False

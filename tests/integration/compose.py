@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,26 @@ def compose(
 ):
     return run(compose_command(*args, project=project), timeout=timeout, check=check,
                env=compose_env(env, ports))  # fmt: skip
+
+
+def compose_run(
+    *args: str, timeout: float = 180, project: str = PROJECT
+) -> tuple[int, subprocess.CompletedProcess]:
+    """``docker compose run ARGS`` (profiles, options, service, command) and the
+    one-off container's exit status. Compose 2.40 on Engine 20.10 exits 0
+    whatever the container's status, so it is read from the container, which
+    is then removed."""
+    name = f"{project}-run-{uuid.uuid4().hex[:8]}"
+    profiles = args[: args.index("run")]
+    rest = args[len(profiles) + 1 :]
+    result = compose(*profiles, "run", "--name", name, *rest, timeout=timeout, check=False,
+                     project=project)  # fmt: skip
+    try:
+        state = run(["docker", "inspect", "--format", "{{.State.ExitCode}}", name], check=False)
+        status = int(state.stdout.strip()) if state.returncode == 0 else result.returncode or -1
+    finally:
+        run(["docker", "rm", "--force", name], check=False)
+    return status, result
 
 
 _built = False

@@ -333,6 +333,42 @@ def test_only_nginx_reaches_the_uwsgi_socket(compose_stack: str) -> None:
         assert "unhealthy" in result.stderr, result.stderr
 
 
+# resident memory in MB of every process in a container, by command line
+PROCESS_RSS = """
+import json, pathlib
+rss = {}
+for proc in pathlib.Path("/proc").glob("[0-9]*"):
+    try:
+        args = (proc / "cmdline").read_bytes().replace(b"\\0", b" ").decode().strip()
+        status = (proc / "status").read_text().splitlines()
+    except OSError:
+        continue
+    kb = [int(line.split()[1]) for line in status if line.startswith("VmRSS:")]
+    rss.setdefault(args, []).extend(kb[0] // 1024 for _ in kb)
+print(json.dumps(rss))
+"""
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("compose_stack", ["uwsgi"], indirect=True)
+def test_uwsgi_memory_is_what_the_rule_assumes(compose_stack: str, compose_config) -> None:
+    """The rule's figures against the running stack: the master fits its
+    allowance, a worker that served requests sits well below RELOAD_ON_RSS_MB
+    (or it would be recycled after each one), and the container has the limit
+    compose.yaml sets."""
+    service = compose_config["services"]["uwsgi-app"]
+    app = container_of("uwsgi-app")
+    assert inspect(app, ".HostConfig.Memory") == int(service["mem_limit"])
+    for _ in range(20):
+        assert http_get(HOST_PORTS["uwsgi"], "/fib/sequence?n=1000")[0] == 200
+    rss = json.loads(docker("exec", app, "/usr/bin/python3", "-c", PROCESS_RSS).stdout)
+    masters = [mb for args, mbs in rss.items() if "uWSGI master" in args for mb in mbs]
+    workers = [mb for args, mbs in rss.items() if "uWSGI worker" in args for mb in mbs]
+    assert len(masters) == 1 and len(workers) == int(service["environment"]["WSGI_PROCESSES"]), rss
+    assert masters[0] <= UWSGI_MASTER_MB, rss
+    assert max(workers) <= int(service["environment"]["RELOAD_ON_RSS_MB"]) // 2, rss
+
+
 @pytest.mark.server
 def test_locust_master_sees_its_workers(images) -> None:
     # workers connect to the master whether or not the target is up

@@ -115,7 +115,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 COPY --from=app-venv /opt/venv /opt/venv
-COPY docker/entrypoint.sh docker/healthcheck.py /usr/local/bin/
+# memory_rule.py: the entrypoint's warning when APP_MEMORY is too small
+COPY docker/entrypoint.sh docker/healthcheck.py docker/memory_rule.py /usr/local/bin/
 COPY --chown=${UID}:${GID} wsgistack /srv/wsgistack
 COPY --chown=${UID}:${GID} deploy/uwsgi /srv/deploy/uwsgi
 COPY --chown=${UID}:${GID} app /srv/app

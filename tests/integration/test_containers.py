@@ -17,6 +17,7 @@ into a failure. The lint and compose-file checks need no engine.
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import re
 import shutil
@@ -116,10 +117,17 @@ def compose_stack(request, images) -> Iterator[str]:
     result = compose(
         "--profile", profile, "up", "--detach", "--wait", timeout=UP_TIMEOUT, check=False
     )
-    if result.returncode != 0:
+    # `up --wait` exits 0 with an unhealthy container (Compose 2.40): ask each
+    health = {}
+    if result.returncode == 0:
+        for service in SERVICES[profile]:
+            ids = compose("ps", "--quiet", service).stdout.split()
+            health[service] = inspect(ids[0], ".State.Health.Status") if ids else "not running"
+    if result.returncode != 0 or set(health.values()) != {"healthy"}:
         logs = compose("--profile", profile, "logs", "--no-color", "--tail", "40", check=False)
         compose("--profile", profile, "down", "--timeout", "5", check=False)
-        pytest.fail(f"`up --wait` failed for {profile}:\n{result.stderr[-3000:]}\n{logs.stdout}")
+        failure = f"`up --wait` failed for {profile}: {health}\n{result.stderr[-3000:]}"
+        pytest.fail(f"{failure}\n{logs.stdout}")
     yield profile
     compose("--profile", profile, "down", "--remove-orphans", "--timeout", "20", check=False)
 
@@ -196,19 +204,12 @@ def test_every_server_healthcheck_probes_readiness(compose_config) -> None:
             assert test[-1].endswith("/readyz"), (stack_name, service, test)
 
 
-# The memory rule of compose.yaml and .env.example (APP_MEMORY): uWSGI recycles
-# a worker past reload-on-rss only at the end of a request (core/utils.c,
-# uwsgi_close_request, 2.0.28), so the container's limit must hold every worker
-# at that size, plus what its requests in flight add before the check, plus
-# the master and the /tmp tmpfs (whose pages count against the limit).
-UWSGI_WORKER_HEADROOM_MB = 32
-UWSGI_MASTER_MB = 32  # about 15 MB measured (uWSGI 2.0.28, trixie)
+# the memory rule of compose.yaml and .env.example (APP_MEMORY), in the file
+# the uwsgi image's entrypoint runs
+_spec = importlib.util.spec_from_file_location("memory_rule", ROOT / "docker" / "memory_rule.py")
+memory_rule = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(memory_rule)
 NGINX_MB = 32  # nginx's own processes, beside its tmpfs
-
-
-def uwsgi_memory_needed_mb(processes: int, reload_on_rss_mb: int, tmpfs_mb: int) -> int:
-    """The least memory limit at which uWSGI's recycling acts before the kernel kills."""
-    return processes * (reload_on_rss_mb + UWSGI_WORKER_HEADROOM_MB) + UWSGI_MASTER_MB + tmpfs_mb
 
 
 def _tmpfs_mb(service: dict) -> int:
@@ -226,7 +227,7 @@ def test_memory_limits_let_uwsgi_recycle_before_the_kernel_kills(compose_config)
     knobs = app["environment"]
     reload_on_rss = int(knobs["RELOAD_ON_RSS_MB"])
     assert reload_on_rss > 0, "RELOAD_ON_RSS_MB=0: workers are never recycled"
-    needed = uwsgi_memory_needed_mb(int(knobs["WSGI_PROCESSES"]), reload_on_rss, _tmpfs_mb(app))
+    needed = memory_rule.needed_mb(int(knobs["WSGI_PROCESSES"]), reload_on_rss, _tmpfs_mb(app))
     limit = int(app["mem_limit"]) // 2**20
     assert needed <= limit, f"APP_MEMORY {limit} MB < {needed} MB the rule needs"
     nginx = compose_config["services"]["uwsgi-nginx"]
@@ -263,6 +264,17 @@ def test_image_runs_as_non_root(images, target: str) -> None:
     assert user and user.split(":")[0] not in ("0", "root"), user
     uid = docker("run", "--rm", "--entrypoint", "id", image, "-u").stdout.strip()
     assert uid != "0"
+
+
+@pytest.mark.server
+def test_uwsgi_image_warns_when_the_memory_limit_breaks_the_rule(images) -> None:
+    run_with = ["run", "--rm", "--read-only", "--tmpfs", "/tmp:size=64m", "--memory"]
+    # 2 x (256 + 32) + 32 + 64 = 672 MB needed
+    small = docker(*run_with, "512m", images["uwsgi"], "true")
+    assert "memory_rule: warning: the memory limit (512 MB)" in small.stderr, small.stderr
+    assert "= 672 MB" in small.stderr, small.stderr
+    enough = docker(*run_with, "672m", images["uwsgi"], "true")
+    assert "memory_rule" not in enough.stderr, enough.stderr
 
 
 @pytest.mark.server
@@ -365,7 +377,7 @@ def test_uwsgi_memory_is_what_the_rule_assumes(compose_stack: str, compose_confi
     masters = [mb for args, mbs in rss.items() if "uWSGI master" in args for mb in mbs]
     workers = [mb for args, mbs in rss.items() if "uWSGI worker" in args for mb in mbs]
     assert len(masters) == 1 and len(workers) == int(service["environment"]["WSGI_PROCESSES"]), rss
-    assert masters[0] <= UWSGI_MASTER_MB, rss
+    assert masters[0] <= memory_rule.MASTER_MB, rss
     assert max(workers) < int(service["environment"]["RELOAD_ON_RSS_MB"]), rss
 
 

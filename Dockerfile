@@ -1,7 +1,7 @@
 # One Dockerfile, one target per server (compose.yaml builds and names them):
 #
-#   uwsgi     the app under uWSGI, uwsgi-protocol socket 0.0.0.0:3031,
-#             reached only by nginx over the compose network, never published
+#   uwsgi     the app under uWSGI, uwsgi-protocol socket 0.0.0.0:3031, on a
+#             compose network only nginx joins (compose.yaml), never published
 #   nginx     nginx on 8080 in front of the uwsgi target
 #   apache    Apache + mod_wsgi (daemon mode) on 8081
 #   gunicorn  the app under gunicorn on 8082
@@ -115,7 +115,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 COPY --from=app-venv /opt/venv /opt/venv
-COPY docker/entrypoint.sh docker/healthcheck.py /usr/local/bin/
+# memory_rule.py: the entrypoint's warning when APP_MEMORY is too small
+COPY docker/entrypoint.sh docker/healthcheck.py docker/memory_rule.py /usr/local/bin/
 COPY --chown=${UID}:${GID} wsgistack /srv/wsgistack
 COPY --chown=${UID}:${GID} deploy/uwsgi /srv/deploy/uwsgi
 COPY --chown=${UID}:${GID} app /srv/app
@@ -128,9 +129,10 @@ USER ${UID}:${GID}
 EXPOSE 3031
 # uWSGI drains on SIGTERM: uwsgi.ini maps signal 15 to gracefully_kill_them_all
 STOPSIGNAL SIGTERM
-# the socket speaks the uwsgi protocol, so the check does too
+# readiness through uWSGI to the app; the socket speaks the uwsgi protocol,
+# so the check does too
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/healthcheck.py", "uwsgi://$UWSGI_SOCKET/up"]
+    CMD ["/usr/local/bin/healthcheck.py", "uwsgi://$UWSGI_SOCKET/readyz"]
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 # the entrypoint renders into RUN_DIR (/tmp/wsgistack in every image); a
 # changed RUN_DIR needs the paths in CMD changed too
@@ -163,9 +165,10 @@ USER ${UID}:${GID}
 EXPOSE 8080
 # nginx finishes the requests in flight on SIGQUIT; SIGTERM would cut them
 STOPSIGNAL SIGQUIT
-# through nginx to uWSGI and the app, not just nginx itself
+# readiness: through nginx to uWSGI and the app, not just nginx itself (that
+# is /livez); answered whatever the Host header (snippets/health.conf)
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/up"]
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 # -e stderr: nginx opens its built-in error log before reading the config,
 # which fails as non-root on a read-only root filesystem
@@ -228,8 +231,9 @@ USER ${UID}:${GID}
 EXPOSE 8082
 # gunicorn's workers finish their requests on SIGTERM (within graceful_timeout)
 STOPSIGNAL SIGTERM
+# readiness: the app answers it (no proxy in front)
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/up"]
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 CMD ["gunicorn", "--config", "/srv/deploy/gunicorn/gunicorn.conf.py"]
 

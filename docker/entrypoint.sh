@@ -35,4 +35,10 @@ if [ -n "${WSGISTACK_TEMPLATES:-}" ]; then
     echo "entrypoint: rendered $WSGISTACK_TEMPLATES into $RUN_DIR" >&2
 fi
 
+# the uwsgi image only: warn when the memory limit is below what the knobs need
+# for uWSGI's recycling to act before the kernel kills (docker/memory_rule.py)
+if [ -x /usr/local/bin/memory_rule.py ]; then
+    /usr/local/bin/memory_rule.py || true
+fi
+
 exec "$@"

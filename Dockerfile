@@ -122,7 +122,11 @@ COPY --chown=${UID}:${GID} deploy/uwsgi /srv/deploy/uwsgi
 COPY --chown=${UID}:${GID} app /srv/app
 
 # UWSGI_SOCKET: TCP, so that nginx in another container reaches it
+# the uwsgi stack's shape: processes of one thread each (harakiri is exact
+# only so, docs/nginx-uwsgi.md); the nginx image carries the same for its limits
 ENV UWSGI_SOCKET=0.0.0.0:3031 \
+    WSGI_PROCESSES=8 \
+    WSGI_THREADS=1 \
     WSGISTACK_TEMPLATES=/srv/deploy/uwsgi/uwsgi.ini
 
 USER ${UID}:${GID}
@@ -147,22 +151,28 @@ ARG GID
 # unpinned on purpose, as in the base stage: the Debian suite is the pin
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx openssl \
     && rm -rf /var/lib/apt/lists/*
 
-# no app and no venv here: the renderer needs the standard library only
+# no app and no venv here: the renderer needs the standard library only,
+# openssl makes the throwaway certificate when TLS=1 and none is mounted
 COPY docker/entrypoint.sh docker/healthcheck.py /usr/local/bin/
 COPY --chown=${UID}:${GID} wsgistack /srv/wsgistack
 COPY --chown=${UID}:${GID} deploy/nginx /srv/deploy/nginx
+# the front page's CSS and JS, which nginx serves itself: STATIC_ROOT's
+# default beside /srv/wsgistack
+COPY --chown=${UID}:${GID} app/static /srv/app/static
 
 # UWSGI_SOCKET: the uwsgi target's service name in compose.yaml
 # the whole folder: nginx.conf includes conf.d/, snippets/ and uwsgi_params
 ENV PORT=8080 \
     UWSGI_SOCKET=uwsgi-app:3031 \
+    WSGI_PROCESSES=8 \
+    WSGI_THREADS=1 \
     WSGISTACK_TEMPLATES=/srv/deploy/nginx
 
 USER ${UID}:${GID}
-EXPOSE 8080
+EXPOSE 8080 8443
 # nginx finishes the requests in flight on SIGQUIT; SIGTERM would cut them
 STOPSIGNAL SIGQUIT
 # readiness: through nginx to uWSGI and the app, not just nginx itself (that

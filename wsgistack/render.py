@@ -55,6 +55,17 @@ def render_file(template: Path, out_dir: Path, settings: Settings) -> Path:
     return target
 
 
+def names_setting(template: Path, name: str) -> bool:
+    """Whether ``template`` (a file, or any file in a folder) has ``{{ name }}``."""
+    files = sorted(template.rglob("*")) if template.is_dir() else [template]
+    return any(
+        match.group(1) == name
+        for path in files
+        if path.is_file()
+        for match in PLACEHOLDER.finditer(path.read_text(errors="replace"))
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m wsgistack.render",
@@ -69,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         for template in args.templates:
             print(render_file(template, args.out, settings))
-        # the files the configs name: with TLS=1 and no certificate, make one
-        tls.ensure_certificate(settings)
+        # the files the configs name: a proxy's config with TLS=1 and no
+        # certificate gets one (an app server's config names none)
+        if any(names_setting(template, "TLS_CERT") for template in args.templates):
+            tls.ensure_certificate(settings)
     except (SettingsError, RenderError, OSError, subprocess.CalledProcessError) as exc:
         print(f"render: {exc}", file=sys.stderr)
         return 2

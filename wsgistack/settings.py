@@ -83,7 +83,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("MAX_REQUESTS", 5000, "requests a worker serves before it is recycled (0 = never)", 0),
     Knob(
         "RELOAD_ON_RSS_MB",
-        256,
+        96,
         "recycle a uWSGI worker whose resident memory exceeds this (0 = never)",
         0,
     ),
@@ -109,7 +109,14 @@ KNOBS: tuple[Knob, ...] = (
     Knob("VENV", "", "virtualenv the app is installed in (uWSGI virtualenv, mod_wsgi python-home)"),
     Knob("WSGI_APP", "app.wsgi:application", "the WSGI callable the servers import, module:name"),
     Knob("TLS", 0, "1: the proxy serves HTTPS (and HTTP/2) on TLS_PORT, plain HTTP redirects", 0),
-    Knob("TLS_PORT", 8443, "the public HTTPS port (with TLS=1)", 1),
+    Knob("TLS_PORT", 8443, "the HTTPS port the proxy listens on (with TLS=1)", 1),
+    Knob(
+        "TLS_PUBLIC_PORT",
+        0,
+        "the HTTPS port clients reach (plain HTTP redirects there); 0: TLS_PORT. "
+        "Differs where a port is published elsewhere (docker -p)",
+        0,
+    ),
     Knob(
         "TLS_CERT",
         "",
@@ -182,6 +189,7 @@ class Settings:
     WSGI_APP: str
     TLS: int
     TLS_PORT: int
+    TLS_PUBLIC_PORT: int
     TLS_CERT: str
     TLS_KEY: str
     TRUSTED_PROXIES: str
@@ -208,6 +216,8 @@ class Settings:
             values["STATIC_ROOT"] = str(APP_STATIC)
         if not values["DNS_RESOLVER"]:
             values["DNS_RESOLVER"] = system_resolver()
+        if not values["TLS_PUBLIC_PORT"]:
+            values["TLS_PUBLIC_PORT"] = values["TLS_PORT"]
         if values["TLS"] not in (0, 1):
             raise SettingsError(f"TLS={values['TLS']}: expected 0 (off) or 1 (on)")
         if not values["TLS_CERT"]:

@@ -68,7 +68,8 @@ BEHAVIOURS: dict[str, set[str]] = {
     "uwsgi-edge": EDGE,
     "apache": PROXIED,
     "gunicorn": GUNICORN,
-    "docker-uwsgi": CONTAINERIZED | {"header_limits", "follows_recreated_app"},
+    "docker-uwsgi": CONTAINERIZED | {"header_limits", "follows_recreated_app", "front_page"},
+    "docker-uwsgi-edge": EDGE,
     "docker-apache": CONTAINERIZED,
     "docker-gunicorn": GUNICORN - {"graceful_reload"},
     # the development server is a baseline for comparison, not for production
@@ -89,6 +90,7 @@ STACK_SETTINGS: dict[str, dict[str, int]] = {
         "TLS": 1,
         "TRUSTED_PROXIES": "127.0.0.2",
     },
+    "docker-uwsgi-edge": {"WSGI_PROCESSES": 2, "WSGI_THREADS": 1, "TLS": 1},
 }
 
 

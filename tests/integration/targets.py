@@ -89,7 +89,7 @@ class NativeTarget:
             self.ca_file = pki / "ca.pem"
         self.settings = Settings.from_env({}, **overrides, PORT=port)
         self.base_url = f"http://127.0.0.1:{port}"
-        self.https_url = f"https://127.0.0.1:{self.settings.TLS_PORT}"
+        self.https_url = f"https://127.0.0.1:{self.settings.TLS_PUBLIC_PORT}"
         self._log = None
 
     @property
@@ -172,6 +172,13 @@ class NativeTarget:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+# ... and its HTTPS port (TLS=1)
+COMPOSE_HTTPS_PORT_VARIABLES = {
+    "uwsgi": "UWSGI_HTTPS_PORT",
+    "apache": "APACHE_HTTPS_PORT",
+    "gunicorn": "GUNICORN_HTTPS_PORT",
+}
+
 # the variable compose.yaml publishes each profile's HTTP port from
 COMPOSE_PORT_VARIABLES = {
     "uwsgi": "UWSGI_HTTP_PORT",
@@ -191,9 +198,14 @@ class ComposeTarget:
 
     def __post_init__(self) -> None:
         port = find_free_port()
-        self.settings = Settings.from_env({}, **{**SUITE_SETTINGS, **self.overrides}, PORT=port)
+        overrides = {**SUITE_SETTINGS, **self.overrides}
+        if overrides.get("TLS"):
+            overrides["TLS_PUBLIC_PORT"] = find_free_port()
+        self.settings = Settings.from_env({}, **overrides, PORT=port)
         self.base_url = f"http://127.0.0.1:{port}"
-        self.project = f"wsgistack-suite-{self.profile}-{os.getpid()}"
+        self.https_url = f"https://127.0.0.1:{self.settings.TLS_PUBLIC_PORT}"
+        # one project per suite stack (docker-uwsgi and docker-uwsgi-edge run side by side)
+        self.project = f"wsgistack-suite-{self.log_path.stem}-{os.getpid()}"
         self._stopping: subprocess.Popen | None = None
         self._engine = False
 
@@ -202,11 +214,13 @@ class ComposeTarget:
         return self.settings.WORKER_SLOTS
 
     def _env(self) -> dict[str, str]:
-        knobs = {k: str(v) for k, v in self.settings.as_env().items() if k in SUITE_KNOBS}
+        given = SUITE_KNOBS | set(self.overrides)
+        knobs = {k: str(v) for k, v in self.settings.as_env().items() if k in given}
         return {
             **knobs,
             **SUITE_APP_ENV,
             COMPOSE_PORT_VARIABLES[self.profile]: str(self.settings.PORT),
+            COMPOSE_HTTPS_PORT_VARIABLES[self.profile]: str(self.settings.TLS_PUBLIC_PORT),
             "STOP_GRACE_PERIOD": f"{self.settings.STOP_GRACE_PERIOD}s",
             # a restarted container would hide a crash from the suite
             "RESTART_POLICY": "no",
@@ -262,6 +276,16 @@ class ComposeTarget:
         self.log_path.write_text(self.log_tail(200))
         self._compose("down", "--volumes", "--timeout", "5", check=False)
 
+    @functools.cached_property
+    def ca_file(self) -> Path:
+        """The throwaway CA the proxy's entrypoint made (TLS=1 without a
+        certificate), read from the container (/tmp is a tmpfs docker cp cannot see)."""
+        service = compose.SERVICES[self.profile][0]
+        pem = self._compose("exec", "-T", service, "cat", "/tmp/wsgistack/tls/ca.pem").stdout
+        path = self.log_path.with_suffix(".ca.pem")
+        path.write_text(pem)
+        return path
+
     def recreate(self, service: str) -> None:
         """A new container for ``service``, as a deploy of a new release makes
         it (``up --force-recreate``), leaving the others running."""
@@ -273,11 +297,16 @@ class ComposeTarget:
 
 
 # suite names for a native stack run with other settings (conftest.STACK_SETTINGS)
-VARIANTS = {"uwsgi-threads": "uwsgi", "uwsgi-edge": "uwsgi"}
+VARIANTS = {
+    "uwsgi-threads": "uwsgi",
+    "uwsgi-edge": "uwsgi",
+    "docker-uwsgi-edge": "docker-uwsgi",
+}
 
 
 def make_target(name: str, log_path: Path, overrides: dict[str, int]):
     """``docker-<profile>`` is a compose stack; any other name a native one."""
     if name.startswith("docker-"):
-        return ComposeTarget(name.removeprefix("docker-"), log_path, overrides)
+        profile = VARIANTS.get(name, name).removeprefix("docker-")
+        return ComposeTarget(profile, log_path, overrides)
     return NativeTarget(VARIANTS.get(name, name), log_path, overrides)

@@ -21,7 +21,10 @@ DEPLOY_DIR = Path(os.environ.get("WSGISTACK_DEPLOY_DIR", ROOT / "deploy"))
 
 APT_UWSGI = "apt-get install uwsgi-core uwsgi-plugin-python3"
 APT_NGINX = "apt-get install nginx"
-APT_APACHE = "apt-get install apache2 libapache2-mod-wsgi-py3"
+APT_APACHE = "apt-get install apache2"
+# mod_wsgi is built into the venv from requirements-mod_wsgi.txt (make venv),
+# against Debian's Apache and Python headers
+APT_MOD_WSGI_BUILD = "apt-get install apache2-dev python3-dev"
 
 
 def _venv_bin(settings: Settings, name: str) -> str:
@@ -105,6 +108,13 @@ def uwsgi_direct(settings: Settings, run_dir: Path) -> list[Server]:
 
 
 def apache(settings: Settings, run_dir: Path) -> list[Server]:
+    module = Path(settings.MOD_WSGI_MODULE_PATH)
+    if not module.is_file():
+        raise StackError(
+            f"no mod_wsgi module at {module}: the Apache stack loads mod_wsgi 6 built into "
+            f"the venv (`make venv`, which needs `{APT_MOD_WSGI_BUILD}`), "
+            "or the file named by MOD_WSGI_MODULE"
+        )
     conf_dir = render_file(DEPLOY_DIR / "apache-mod_wsgi", run_dir, settings)
 
     def reload_daemons(proc: subprocess.Popen) -> None:

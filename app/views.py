@@ -189,4 +189,8 @@ def info():
             "threads": current_app.config["WSGI_THREADS"],
         },
         requests_served=current_app.extensions["request_counter"].value,
+        # the scheme of the Authorization header the app received ("Bearer"),
+        # never the credentials: shows whether a server in front passes the
+        # header on (mod_wsgi drops it without WSGIPassAuthorization On)
+        authorization=request.headers.get("Authorization", "").partition(" ")[0] or None,
     )

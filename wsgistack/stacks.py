@@ -121,7 +121,8 @@ def apache(settings: Settings, run_dir: Path) -> list[Server]:
         # SIGUSR1 to the mod_wsgi daemons ("(wsgi:app)" in ps), not to Apache:
         # each finishes its requests (graceful-timeout) and re-imports the app.
         # Apache's own graceful restart kills busy daemons after 3 s and refuses
-        # a few requests while it re-creates their socket (conf.d/app.conf).
+        # a few requests while it re-creates their socket
+        # (deploy/apache-mod_wsgi/wsgi-daemons.conf, docs/apache-mod_wsgi.md).
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue

@@ -15,7 +15,7 @@ _module, _, _name = "{{ WSGI_APP }}".partition(":")
 _app = getattr(importlib.import_module(_module), _name or "application")
 
 # mod_wsgi 6 raises mod_wsgi.RequestTimeout in a request's thread once it has
-# run past request-timeout (conf.d/app.conf). It derives from BaseException,
+# run past request-timeout (wsgi-daemons.conf). It derives from BaseException,
 # so the app's error handlers let it through; mod_wsgi would answer an empty
 # 504. Answered here instead, as problem+json like every other error.
 _TIMEOUT_BODY = (

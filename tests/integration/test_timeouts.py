@@ -123,7 +123,7 @@ STUCK_SETTINGS = {"WSGI_THREADS": 8}
 
 def apache_free_by(settings) -> float:
     """Seconds after the stuck request's start by which mod_wsgi 6 has freed its
-    thread (deploy/apache-mod_wsgi/conf.d/app.conf, docs/apache-mod_wsgi.md):
+    thread (deploy/apache-mod_wsgi/wsgi-daemons.conf, docs/apache-mod_wsgi.md):
     it is judged at request-timeout x (1 + ln threads), checked each second; a
     thread blocked in C ignores the RequestTimeout raised in it, so after
     interrupt-timeout (2 s, checked each second) its process drains (at most

@@ -1,5 +1,6 @@
 """Every endpoint with valid input: bodies, defaults, headers, timing."""
 
+import json
 import os
 import platform
 import re
@@ -150,6 +151,7 @@ def test_info(client):
         "gil_enabled",
         "configured",
         "requests_served",
+        "authorization",
     ]
     assert body["hostname"] == socket.gethostname()
     assert body["pid"] == os.getpid()
@@ -159,6 +161,13 @@ def test_info(client):
     assert isinstance(body["gil_enabled"], bool)
     assert body["configured"] == {"processes": None, "threads": None}
     assert body["requests_served"] == 1
+    assert body["authorization"] is None
+
+
+def test_info_names_the_authorization_scheme_never_the_credentials(client):
+    body = client.get("/info", headers={"Authorization": "Bearer s3cret"}).get_json()
+    assert body["authorization"] == "Bearer"
+    assert "s3cret" not in json.dumps(body)
 
 
 def test_info_server_software_and_configuration(monkeypatch):

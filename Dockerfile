@@ -222,8 +222,9 @@ USER ${UID}:${GID}
 EXPOSE 8081
 # graceful-stop: Apache lets the requests in flight finish on SIGWINCH
 STOPSIGNAL SIGWINCH
+# readiness, through Apache to the app; answered whatever SERVER_NAMES says
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/up"]
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 # -d: the ServerRoot that httpd.conf's relative paths start from
 CMD ["apache2", "-d", "/tmp/wsgistack/apache-mod_wsgi", "-f", "/tmp/wsgistack/apache-mod_wsgi/httpd.conf", "-DFOREGROUND"]

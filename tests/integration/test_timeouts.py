@@ -7,10 +7,14 @@ request-timeout both look at a whole worker, so traffic on its other threads
 hides one stuck thread. Here clients keep sending short requests while one
 request sleeps far past the timeout (docs/apache-mod_wsgi.md has the figures).
 
-Run by hand against any running stack, e.g. ``wsgistack up apache`` with
-REQUEST_TIMEOUT=3 WSGI_PROCESSES=2 WSGI_THREADS=4 FLASK_IO_MAX_MS=60000::
+Run by hand against any running stack (arguments: its URL, REQUEST_TIMEOUT,
+processes x threads, and how long the traffic goes on), e.g. after
+``REQUEST_TIMEOUT=3 WSGI_THREADS=8 FLASK_IO_MAX_MS=60000 wsgistack up apache``::
 
-    .venv/bin/python -m tests.integration.test_timeouts http://127.0.0.1:8081 3 8
+    .venv/bin/python -m tests.integration.test_timeouts http://127.0.0.1:8081 3 16 19
+
+Only the Apache stacks run it here for now: the behaviour suite will take it
+over for every stack.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from __future__ import annotations
 import glob
 import math
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
@@ -201,12 +202,14 @@ class Settings:
     @property
     def MOD_WSGI_MODULE_PATH(self) -> str:
         """The mod_wsgi module to load: MOD_WSGI_MODULE, else the one built into VENV
-        (`mod_wsgi-express module-config` names the same file)."""
+        (natively, as the runner does, the venv wsgistack runs from);
+        `mod_wsgi-express module-config` names the same file."""
         if self.MOD_WSGI_MODULE:
             return self.MOD_WSGI_MODULE
+        venv = self.VENV or sys.prefix
         pattern = "lib/python3*/site-packages/mod_wsgi/server/mod_wsgi-py3*.so"
-        found = sorted(glob.glob(os.path.join(self.VENV or "/nonexistent", pattern)))
-        return found[-1] if found else os.path.join(self.VENV, "mod_wsgi-not-built.so")
+        found = sorted(glob.glob(os.path.join(venv, pattern)))
+        return found[-1] if found else os.path.join(venv, "mod_wsgi-not-built.so")
 
     @property
     def UWSGI_UPSTREAM(self) -> str:

@@ -7,9 +7,16 @@
 # written down anywhere.
 # https://modwsgi.readthedocs.io/en/master/configuration-directives/WSGIScriptAliasMatch.html
 import importlib
+import os
 import sys
 
 from mod_wsgi import RequestTimeout
+
+# the app's own body limit (Flask's MAX_CONTENT_LENGTH) is Apache's
+# LimitRequestBody (MAX_BODY_BYTES; 0: none), so the app never refuses a body
+# Apache admitted; a FLASK_MAX_CONTENT_LENGTH set already wins
+_max_body = int("{{ MAX_BODY_BYTES }}")
+os.environ.setdefault("FLASK_MAX_CONTENT_LENGTH", str(_max_body) if _max_body else "null")
 
 _module, _, _name = "{{ WSGI_APP }}".partition(":")
 _app = getattr(importlib.import_module(_module), _name or "application")

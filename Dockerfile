@@ -3,7 +3,7 @@
 #   uwsgi     the app under uWSGI, uwsgi-protocol socket 0.0.0.0:3031, on a
 #             compose network only nginx joins (compose.yaml), never published
 #   nginx     nginx on 8080 in front of the uwsgi target
-#   apache    Apache + mod_wsgi (daemon mode) on 8081
+#   apache    Apache + mod_wsgi 6 (daemon mode, built in a stage) on 8081
 #   gunicorn  the app under gunicorn on 8082
 #   locust    Locust master or worker; web UI on 8089
 #
@@ -90,6 +90,26 @@ RUN --mount=type=secret,id=ca_bundle,required=false \
 # venv's python as if installed: mod_wsgi's python-home, uWSGI's virtualenv and
 # gunicorn all find `app` without PYTHONPATH or a path in their configs
 RUN echo /srv > "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/wsgistack-src.pth"
+
+###############################################################################
+# the apache image's venv: the app's, plus mod_wsgi 6.1.1 compiled against
+# trixie's Apache and python3 (requirements-mod_wsgi.txt says why not Debian's
+# libapache2-mod-wsgi-py3). The compiler and headers stay in this stage.
+FROM app-venv AS mod-wsgi-venv
+
+# unpinned on purpose, as in the base stage: the Debian suite is the pin
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        apache2-dev python3-dev gcc \
+    && rm -rf /var/lib/apt/lists/*
+
+COPY requirements-mod_wsgi.txt /tmp/requirements-mod_wsgi.txt
+RUN --mount=type=secret,id=ca_bundle,required=false \
+    if [ -s /run/secrets/ca_bundle ]; then \
+        export PIP_CERT=/run/secrets/ca_bundle REQUESTS_CA_BUNDLE=/run/secrets/ca_bundle; \
+    fi; \
+    /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements-mod_wsgi.txt
 
 ###############################################################################
 FROM venv-builder AS locust-venv
@@ -192,15 +212,17 @@ ARG UID
 ARG GID
 
 # apache2-bin: the server and its modules, without the apache2 package's
-# perl, scripts and Debian site layout that a rendered httpd.conf does not use
+# perl, scripts and Debian site layout that a rendered httpd.conf does not use;
+# libpython3.X: the shared Python library the venv's mod_wsgi links to
 # unpinned on purpose, as in the base stage: the Debian suite is the pin
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        apache2-bin libapache2-mod-wsgi-py3 \
+        apache2-bin "$(python3 -c 'import sys; print("libpython%d.%d" % sys.version_info[:2])')" \
     && rm -rf /var/lib/apt/lists/*
 
-COPY --from=app-venv /opt/venv /opt/venv
+# mod_wsgi's module is in the venv; httpd.conf's LoadModule finds it from VENV
+COPY --from=mod-wsgi-venv /opt/venv /opt/venv
 COPY docker/entrypoint.sh docker/healthcheck.py /usr/local/bin/
 COPY --chown=${UID}:${GID} wsgistack /srv/wsgistack
 COPY --chown=${UID}:${GID} deploy/apache-mod_wsgi /srv/deploy/apache-mod_wsgi
@@ -213,8 +235,9 @@ USER ${UID}:${GID}
 EXPOSE 8081
 # graceful-stop: Apache lets the requests in flight finish on SIGWINCH
 STOPSIGNAL SIGWINCH
+# readiness, through Apache to the app; answered whatever SERVER_NAMES says
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/up"]
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 # -d: the ServerRoot that httpd.conf's relative paths start from
 CMD ["apache2", "-d", "/tmp/wsgistack/apache-mod_wsgi", "-f", "/tmp/wsgistack/apache-mod_wsgi/httpd.conf", "-DFOREGROUND"]

@@ -10,8 +10,9 @@ SYSTEM_PYTHON ?= /usr/bin/python3
 PY := $(VENV)/bin/python
 STACK ?= uwsgi
 # servers and tools from Debian's archive (see README: native stacks)
-APT_PACKAGES := nginx uwsgi-core uwsgi-plugin-python3 apache2 libapache2-mod-wsgi-py3 \
-	python3 python3-venv shellcheck openssl
+# (apache2-dev, python3-dev and gcc build mod_wsgi into the venv: see below)
+APT_PACKAGES := nginx uwsgi-core uwsgi-plugin-python3 apache2 apache2-dev \
+	python3 python3-venv python3-dev gcc shellcheck openssl
 # the tests' own tools: curl speaks HTTP/2, Chromium runs the front page
 TEST_APT_PACKAGES := curl chromium
 
@@ -51,8 +52,21 @@ $(VENV)/.installed: requirements-dev.txt requirements.txt requirements-loadtest.
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
+# the Apache stack's mod_wsgi, compiled into the venv against Debian's
+# apache2-dev (apxs) and python3-dev (about 20 s). Without them it is not built
+# (tried again on the next `make venv`): the Apache stack then refuses to start
+# and its tests skip, or fail in CI.
+$(VENV)/.mod_wsgi: requirements-mod_wsgi.txt $(VENV)/.installed
+	@if command -v apxs >/dev/null && \
+		[ -e /usr/include/$$(basename $$(readlink -f $(SYSTEM_PYTHON)))/Python.h ]; then \
+		echo "building mod_wsgi into $(VENV)"; \
+		$(PY) -m pip install -q -r requirements-mod_wsgi.txt && touch $@; \
+	else \
+		echo "apache2-dev or python3-dev missing: mod_wsgi not built (make deps installs them)"; \
+	fi
+
 .PHONY: venv
-venv: $(VENV)/.installed ## make the virtualenv with the pinned dependencies
+venv: $(VENV)/.installed $(VENV)/.mod_wsgi ## make the virtualenv with the pinned dependencies
 
 .PHONY: docker-deps
 docker-deps: ## in CI as root: install and start Docker + Compose v2, build the base image

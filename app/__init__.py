@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import Flask, current_app, request
 from flask.logging import default_handler
-from werkzeug.exceptions import RequestURITooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, RequestURITooLarge
 
 from app import fanout, fib, forwarded, problems, request_log, timing
 
@@ -42,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     "FANOUT_POOL_SIZE": 16,
     # bytes; longer query strings get 414
     "MAX_QUERY_STRING": 1024,
+    # bytes of request body (Flask's own key); larger bodies get 413. The
+    # proxies refuse them first (MAX_BODY_BYTES); this bounds the stacks
+    # without one (gunicorn's config passes MAX_BODY_BYTES here). null: no limit
+    "MAX_CONTENT_LENGTH": 1048576,
     "LOG_LEVEL": "INFO",
 }
 
@@ -111,6 +115,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.wsgi_app = forwarded.TrustedProxyMiddleware(app.wsgi_app, trusted)
 
     app.before_request(_limit_query_string)
+    app.before_request(_limit_body)
     problems.init_app(app)
 
     from app import front, views
@@ -125,6 +130,23 @@ def _limit_query_string() -> None:
     limit = current_app.config["MAX_QUERY_STRING"]
     if len(request.environ.get("QUERY_STRING", "")) > limit:
         raise RequestURITooLarge(f"The query string is longer than {limit} bytes.")
+
+
+def _limit_body() -> None:
+    # Flask applies MAX_CONTENT_LENGTH only when a view reads the body, and
+    # no view here does: refuse an oversized body before any view runs. A
+    # declared length is checked as it is; a chunked body (no length) is read
+    # up to the limit, past which werkzeug raises the 413 itself.
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if limit is None:
+        return
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise RequestEntityTooLarge(f"The request body is larger than {limit} bytes.")
+    elif request.environ.get("wsgi.input_terminated"):
+        while request.stream.read(65536):
+            pass
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -209,6 +231,10 @@ def _validate_config(app: Flask) -> None:
             app.config["TRUSTED_PROXIES"] = forwarded.parse_networks(proxies)
         except ValueError as e:
             raise ConfigError(f"TRUSTED_PROXIES must be addresses or CIDR ranges: {e}") from e
+    if app.config["MAX_CONTENT_LENGTH"] is not None:
+        app.config["MAX_CONTENT_LENGTH"] = _positive_int(
+            "MAX_CONTENT_LENGTH", app.config["MAX_CONTENT_LENGTH"]
+        )
 
     # str() of an int with more than sys.int_max_str_digits digits raises
     # ValueError (python 3.11+); refuse limits whose answers could not be

@@ -196,4 +196,8 @@ def info():
         # what the app believes of its client (app/forwarded.py)
         client={"address": request.remote_addr, "scheme": request.scheme},
         request_id=request.environ.get("wsgistack.request_id"),
+        # the scheme of the Authorization header the app received ("Bearer"),
+        # never the credentials: shows whether a server in front passes the
+        # header on (mod_wsgi drops it without WSGIPassAuthorization On)
+        authorization=request.headers.get("Authorization", "").partition(" ")[0] or None,
     )

@@ -10,8 +10,9 @@ The timeout ladder is derived here and nowhere else, from ``REQUEST_TIMEOUT``:
       < proxy timeout (nginx uwsgi_read_timeout, mod_wsgi socket-timeout)
       < stop grace period (compose stop_grace_period, the native runner's wait)
 
-(mod_wsgi's request-timeout is a fail-safe averaged over a daemon's threads, so
-for Apache the client's deadline is socket-timeout; gunicorn's gthread
+(mod_wsgi 6 judges each daemon thread against request-timeout x (1 + ln threads),
+so its request-timeout is derived to fire at REQUEST_TIMEOUT, and Apache's
+socket-timeout answers the client at REQUEST_TIMEOUT + 1; gunicorn's gthread
 `timeout` is a worker heartbeat and never ends a slow request.)
 
 so a stuck request is killed by the server that can free its worker, the proxy
@@ -28,8 +29,11 @@ virtualenv (nginx) run ``python3 -m wsgistack.render`` too.
 
 from __future__ import annotations
 
+import glob
 import ipaddress
+import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -41,6 +45,11 @@ from wsgistack.cpus import available_cpus
 PROXY_MARGIN = 5
 # seconds a graceful stop waits beyond the proxy timeout before it kills
 STOP_MARGIN = 10
+# seconds past REQUEST_TIMEOUT at which Apache answers a JSON 504 for a request
+# the mod_wsgi daemon has not answered (socket-timeout), so the client has its
+# answer within REQUEST_TIMEOUT + 2 s on a loaded machine too; mod_wsgi frees
+# the thread itself (docs/apache-mod_wsgi.md)
+MOD_WSGI_MARGIN = 1
 # Apache threads per process: ThreadsPerChild in deploy/apache-mod_wsgi/httpd.conf
 APACHE_THREADS_PER_CHILD = 64
 
@@ -159,6 +168,11 @@ KNOBS: tuple[Knob, ...] = (
         1,
         derive=available_cpus,
     ),
+    Knob(
+        "MOD_WSGI_MODULE",
+        "",
+        "the mod_wsgi module Apache loads; default: the one built into VENV (make venv)",
+    ),
 )
 
 # the app's static files (the front page's CSS and JS), beside this package
@@ -198,6 +212,7 @@ class Settings:
     STATIC_ROOT: str
     DNS_RESOLVER: str
     NGINX_WORKERS: int
+    MOD_WSGI_MODULE: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: int | str) -> Settings:
@@ -311,6 +326,35 @@ class Settings:
     def APACHE_SERVER_LIMIT(self) -> int:
         """Apache process slots: the serving ones, and as many finishing a reload."""
         return 2 * self.APACHE_MAX_REQUEST_WORKERS // APACHE_THREADS_PER_CHILD
+
+    @property
+    def MOD_WSGI_REQUEST_TIMEOUT(self) -> int:
+        """mod_wsgi 6's request-timeout, so that a thread is cut at REQUEST_TIMEOUT.
+
+        mod_wsgi 6 cuts a thread whose request has run request-timeout x
+        (1 + ln threads) seconds (wsgi_daemon.c); request-timeout is whole
+        seconds, so it is rounded up: never before REQUEST_TIMEOUT, at most
+        one step of (1 + ln threads) s after it.
+        """
+        scale = 1 + math.log(self.WSGI_THREADS)
+        return max(1, math.ceil(self.REQUEST_TIMEOUT / scale - 1e-9))
+
+    @property
+    def MOD_WSGI_SOCKET_TIMEOUT(self) -> int:
+        """How long Apache waits for the daemon's answer before its own JSON 504."""
+        return self.REQUEST_TIMEOUT + MOD_WSGI_MARGIN
+
+    @property
+    def MOD_WSGI_MODULE_PATH(self) -> str:
+        """The mod_wsgi module to load: MOD_WSGI_MODULE, else the one built into VENV
+        (natively, as the runner does, the venv wsgistack runs from);
+        `mod_wsgi-express module-config` names the same file."""
+        if self.MOD_WSGI_MODULE:
+            return self.MOD_WSGI_MODULE
+        venv = self.VENV or sys.prefix
+        pattern = "lib/python3*/site-packages/mod_wsgi/server/mod_wsgi-py3*.so"
+        found = sorted(glob.glob(os.path.join(venv, pattern)))
+        return found[-1] if found else os.path.join(venv, "mod_wsgi-not-built.so")
 
     @property
     def UWSGI_UPSTREAM(self) -> str:

@@ -3,6 +3,7 @@ the timeout ladder read back from the rendered files."""
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
@@ -52,9 +53,17 @@ def test_nginx_accepts_its_rendered_config(tmp_path, tls):
     assert "syntax is ok" in result.stderr
 
 
+def mod_wsgi_module() -> str:
+    """The mod_wsgi 6 module built into this venv (make venv)."""
+    path = Settings.from_env({}, VENV=sys.prefix).MOD_WSGI_MODULE_PATH
+    if not Path(path).is_file():
+        pytest.skip(f"mod_wsgi is not built into the venv ({path}): make deps venv")
+    return path
+
+
 @pytest.mark.server
 def test_apache_accepts_its_rendered_config(tmp_path):
-    conf_dir, _ = rendered(tmp_path, "apache-mod_wsgi")
+    conf_dir, _ = rendered(tmp_path, "apache-mod_wsgi", MOD_WSGI_MODULE=mod_wsgi_module())
     result = subprocess.run(
         [need("apache2"), "-t", "-d", str(conf_dir), "-f", str(conf_dir / "httpd.conf")],
         capture_output=True, text=True, timeout=30,
@@ -89,13 +98,24 @@ def test_timeout_ladder_app_server_then_proxy_then_stop_grace(tmp_path, request_
     assert harakiri == request_timeout
     assert harakiri < read_timeout < settings.STOP_GRACE_PERIOD
 
-    # Apache + mod_wsgi: the daemon's request-timeout, then socket-timeout (how
-    # long Apache waits on the daemon: the proxy timeout), then the grace period
-    apache_dir, _ = rendered(tmp_path, "apache-mod_wsgi", REQUEST_TIMEOUT=request_timeout)
-    daemon = (apache_dir / "conf.d" / "app.conf").read_text()
+
+@pytest.mark.parametrize("request_timeout", [3, 30, 300])
+@pytest.mark.parametrize("threads", [1, 4, 8, 32])
+def test_timeout_ladder_on_apache(tmp_path, request_timeout, threads):
+    # mod_wsgi 6 cuts a thread at request-timeout x (1 + ln threads): at
+    # REQUEST_TIMEOUT or up to one step later, never before; Apache's
+    # socket-timeout answers the client 1 s after REQUEST_TIMEOUT; the grace
+    # period comes after both
+    apache_dir, settings = rendered(
+        tmp_path, "apache-mod_wsgi", REQUEST_TIMEOUT=request_timeout, WSGI_THREADS=threads
+    )
+    daemon = (apache_dir / "wsgi-daemons.conf").read_text()
     options = dict(re.findall(r"(?<![\w-])(request-timeout|socket-timeout)=(\d+)", daemon))
-    assert int(options["request-timeout"]) == request_timeout
-    assert request_timeout < int(options["socket-timeout"]) < settings.STOP_GRACE_PERIOD
+    scale = 1 + math.log(threads)
+    cut = int(options["request-timeout"]) * scale
+    assert request_timeout <= cut < request_timeout + scale
+    assert int(options["socket-timeout"]) == request_timeout + 1
+    assert cut < settings.STOP_GRACE_PERIOD
 
 
 @pytest.mark.parametrize(

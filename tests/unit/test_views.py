@@ -1,5 +1,6 @@
 """Every endpoint with valid input: bodies, defaults, headers, timing."""
 
+import json
 import os
 import platform
 import re
@@ -154,6 +155,7 @@ def test_info(client):
         "requests_served",
         "client",
         "request_id",
+        "authorization",
     ]
     assert body["hostname"] == socket.gethostname()
     assert body["pid"] == os.getpid()
@@ -165,6 +167,7 @@ def test_info(client):
     assert body["requests_served"] == 1
     assert body["client"] == {"address": "127.0.0.1", "scheme": "http"}
     assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
+    assert body["authorization"] is None
 
 
 def test_info_reports_the_cpus_the_worker_default_follows(client):
@@ -172,6 +175,12 @@ def test_info_reports_the_cpus_the_worker_default_follows(client):
     assert set(body) == {"available", "quota", "quota_source", "affinity", "host"}
     assert body["available"] == cpus.available_cpus() >= 1
     assert body["host"] == os.cpu_count()
+
+
+def test_info_names_the_authorization_scheme_never_the_credentials(client):
+    body = client.get("/info", headers={"Authorization": "Bearer s3cret"}).get_json()
+    assert body["authorization"] == "Bearer"
+    assert "s3cret" not in json.dumps(body)
 
 
 def test_info_server_software_and_configuration(monkeypatch):

@@ -280,16 +280,20 @@ class Settings:
     @property
     def PROXY_RETRY_WINDOW(self) -> int:
         """Seconds within which nginx may retry a failed idempotent request on the
-        next app server: shorter than the app's own limit, so that a request the
-        app server killed for running too long is never run a second time."""
+        next app server: no longer than the earliest harakiri (APP_TIMEOUT - 1 s
+        in uWSGI 2.0.28, see APP_TIMEOUT_PATTERN), so that a request the app
+        server killed for running too long is never run a second time (with
+        REQUEST_TIMEOUT=1 it could be: 1 s is nginx's least)."""
         return max(1, min(RETRY_WINDOW, self.APP_TIMEOUT - 1))
 
     @property
     def APP_TIMEOUT_PATTERN(self) -> str:
-        """A regex for nginx's $upstream_response_time values of at least
-        APP_TIMEOUT seconds ("30.004"): how nginx tells a request the app server
-        killed for its timeout (504) from one it failed at once (502)."""
-        return rf"(^|, )({at_least(self.APP_TIMEOUT)})\.[0-9]+$"
+        """A regex for nginx's $upstream_response_time values ("30.004") long
+        enough to be uWSGI's harakiri: how nginx tells a request the app server
+        killed for its timeout (504) from one it failed at once (502). harakiri
+        reads a whole-second clock, so uWSGI 2.0.28 kills from APP_TIMEOUT - 1 s
+        on (2.0.21 from APP_TIMEOUT; docs/nginx-uwsgi.md): that is the threshold."""
+        return rf"(^|, )({at_least(max(0, self.APP_TIMEOUT - 1))})\.[0-9]+$"
 
     @property
     def NGINX_TLS_SITES(self) -> str:

@@ -138,10 +138,13 @@ def test_processes_and_threads_are_real(stack):
 # --- 3. request timeout -----------------------------------------------------
 
 # a client's deadline for the stuck request's answer, beyond REQUEST_TIMEOUT: the
-# app server's kill lands within a second of its timer (uWSGI's master checks
-# once a second), the proxy answers at once. Tight on purpose: the fallback,
-# the proxy's own timeout at REQUEST_TIMEOUT + 5, must fail this.
+# app server's kill lands within a second or two of its timer (uWSGI's master
+# checks once a second against a whole-second clock: 2.0.28 kills after
+# REQUEST_TIMEOUT - 1 s, 2.0.21 after REQUEST_TIMEOUT), the proxy answers at
+# once. Tight on purpose: the fallback, the proxy's own timeout at
+# REQUEST_TIMEOUT + 5, must fail this.
 KILL_MARGIN = 2
+EARLY_KILL = 1
 
 
 def stuck_request_under_traffic(stack, clients: int = 3):
@@ -160,7 +163,7 @@ def test_a_request_past_the_timeout_gets_a_json_504_in_time(stack):
     timeout = stack.settings.REQUEST_TIMEOUT
     answer = request(stack.base_url, f"/io?ms={timeout * 3000}", timeout=timeout * 4)
     assert answer.status == 504 and answer.is_problem(504), answer.body
-    assert timeout - 0.5 <= answer.elapsed <= timeout + KILL_MARGIN
+    assert timeout - EARLY_KILL <= answer.elapsed <= timeout + KILL_MARGIN
     # the worker comes back (respawned, its app loaded again): every process serves
     assert wait_for_all_workers(stack)
 
@@ -170,7 +173,7 @@ def test_a_stuck_request_under_traffic_is_cut_in_time_and_nothing_else_fails(sta
     timeout = stack.settings.REQUEST_TIMEOUT
     stuck, traffic = stuck_request_under_traffic(stack)
     assert stuck.status == 504 and stuck.is_problem(504), stuck.body
-    assert timeout - 0.5 <= stuck.elapsed <= timeout + KILL_MARGIN, (
+    assert timeout - EARLY_KILL <= stuck.elapsed <= timeout + KILL_MARGIN, (
         f"the stuck request's 504 came after {stuck.elapsed:.1f} s "
         f"(REQUEST_TIMEOUT {timeout} s, proxy timeout {stack.settings.PROXY_TIMEOUT} s)"
     )

@@ -93,7 +93,12 @@ STACK_SETTINGS: dict[str, dict[str, int]] = {
         "TRUSTED_PROXIES": "127.0.0.2",
     },
     "docker-uwsgi-edge": {"WSGI_PROCESSES": 2, "WSGI_THREADS": 1, "TLS": 1},
-    "apache-edge": {"WSGI_PROCESSES": 2, "WSGI_THREADS": 2, "TLS": 1, "TRUSTED_PROXIES": "127.0.0.2"},
+    "apache-edge": {
+        "WSGI_PROCESSES": 2,
+        "WSGI_THREADS": 2,
+        "TLS": 1,
+        "TRUSTED_PROXIES": "127.0.0.2",
+    },
     "docker-apache-edge": {"WSGI_PROCESSES": 2, "WSGI_THREADS": 2, "TLS": 1},
 }
 

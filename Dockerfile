@@ -213,12 +213,14 @@ ARG GID
 
 # apache2-bin: the server and its modules, without the apache2 package's
 # perl, scripts and Debian site layout that a rendered httpd.conf does not use;
-# libpython3.X: the shared Python library the venv's mod_wsgi links to
+# libpython3.X: the shared Python library the venv's mod_wsgi links to;
+# openssl makes the throwaway certificate when TLS=1 and none is mounted
 # unpinned on purpose, as in the base stage: the Debian suite is the pin
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        apache2-bin "$(python3 -c 'import sys; print("libpython%d.%d" % sys.version_info[:2])')" \
+        apache2-bin openssl \
+        "$(python3 -c 'import sys; print("libpython%d.%d" % sys.version_info[:2])')" \
     && rm -rf /var/lib/apt/lists/*
 
 # mod_wsgi's module is in the venv; httpd.conf's LoadModule finds it from VENV
@@ -226,13 +228,16 @@ COPY --from=mod-wsgi-venv /opt/venv /opt/venv
 COPY docker/entrypoint.sh docker/healthcheck.py /usr/local/bin/
 COPY --chown=${UID}:${GID} wsgistack /srv/wsgistack
 COPY --chown=${UID}:${GID} deploy/apache-mod_wsgi /srv/deploy/apache-mod_wsgi
+# the app, and app/static: the front page's CSS and JS, which Apache serves
+# itself (STATIC_ROOT's default beside /srv/wsgistack)
 COPY --chown=${UID}:${GID} app /srv/app
 
 ENV PORT=8081 \
     WSGISTACK_TEMPLATES=/srv/deploy/apache-mod_wsgi
 
 USER ${UID}:${GID}
-EXPOSE 8081
+# 8443: HTTPS, with TLS=1
+EXPOSE 8081 8443
 # graceful-stop: Apache lets the requests in flight finish on SIGWINCH
 STOPSIGNAL SIGWINCH
 # readiness, through Apache to the app; answered whatever SERVER_NAMES says

@@ -319,6 +319,39 @@ class Settings:
         return "\n        ".join(f"{address} 1;" for address in self.TRUSTED_PROXIES.split())
 
     @property
+    def APACHE_TLS_SITES(self) -> str:
+        """What httpd.conf's IncludeOptional takes for HTTPS: the TLS virtual hosts,
+        or (TLS=0) a pattern that matches no file, which IncludeOptional accepts."""
+        return "tls.d/*.conf" if self.TLS else "tls.d/*.disabled"
+
+    @property
+    def APACHE_HTTPS_REDIRECT(self) -> str:
+        """What Apache's plain HTTP site does with a request first: redirect it to
+        HTTPS (TLS=1), or nothing (TLS=0)."""
+        return "snippets/redirect-to-https.conf" if self.TLS else "snippets/no-redirect.conf"
+
+    @property
+    def APACHE_REMOTE_IP(self) -> str:
+        """mod_remoteip's lines: the header and every trusted proxy, or none at all
+        (mod_remoteip given a header and no proxy list trusts every peer)."""
+        proxies = self.TRUSTED_PROXIES.split()
+        if not proxies:
+            return "# TRUSTED_PROXIES is empty: no RemoteIPHeader, so no address is trusted"
+        return "RemoteIPHeader X-Forwarded-For\n" + "\n".join(
+            f"RemoteIPInternalProxy {address}" for address in proxies
+        )
+
+    @property
+    def APACHE_FROM_TRUSTED_PROXY(self) -> str:
+        """An Apache expression, true when the connection itself (not the address
+        mod_remoteip derived) comes from a trusted proxy: nginx's $from_trusted_proxy."""
+        tests = [
+            f"%{{CONN_REMOTE_ADDR}} -ipmatch '{address}'"
+            for address in self.TRUSTED_PROXIES.split()
+        ]
+        return " || ".join(tests) or "false"
+
+    @property
     def APACHE_MAX_REQUEST_WORKERS(self) -> int:
         """Apache threads: a relay for every request the daemons take, and as
         many again to refuse the surplus with a 503 (deploy/apache-mod_wsgi)."""

@@ -7,9 +7,11 @@
 # written down anywhere.
 # https://modwsgi.readthedocs.io/en/master/configuration-directives/WSGIScriptAliasMatch.html
 import importlib
+import json
 import os
 import sys
 
+import mod_wsgi
 from mod_wsgi import RequestTimeout
 
 # the app's own body limit (Flask's MAX_CONTENT_LENGTH) is Apache's
@@ -33,6 +35,43 @@ _TIMEOUT_HEADERS = [
     ("Content-Type", "application/problem+json"),
     ("Content-Length", str(len(_TIMEOUT_BODY))),
 ]
+
+
+# The app server's own line for each request that took at least
+# SLOW_REQUEST_MS or failed with a 5xx, as uWSGI's log-slow and log-5xx write
+# it in the other stack. mod_wsgi publishes events for every request in the
+# daemon: when it starts, its ID (REQUEST_ID, set by Apache: snippets/edge.conf)
+# is kept in the request's scratchpad; when it has finished (last byte
+# written), mod_wsgi's own timings say how long it took since Apache read it,
+# queueing for a daemon thread included, and the line goes to the daemon's
+# stderr, which is Apache's error log. One grep of the ID finds the request in
+# Apache's access log, this line and the app's own line. Every value is a
+# number or the ID, which Apache allows only from a safe alphabet, so no
+# escaping is needed.
+# https://modwsgi.readthedocs.io/en/master/user-guides/subscribing-to-events.html
+_SLOW_MS = int("{{ SLOW_REQUEST_MS }}")
+
+
+@mod_wsgi.subscribe_events
+def _log_slow_or_failed(name, **event):
+    if name == "request_started":
+        event["request_data"]["request_id"] = event["request_environ"].get("REQUEST_ID", "-")
+        return
+    if name != "request_finished":
+        return
+    msecs = round((event["application_finish"] - event["request_start"]) * 1000)
+    status = int(event.get("status") or 0)
+    if msecs < _SLOW_MS and status < 500:
+        return
+    line = {
+        "request_id": event["request_data"].get("request_id", "-"),
+        "status": status,
+        "msecs": msecs,
+        "app_msecs": round(event["application_time"] * 1000),
+        "pid": os.getpid(),
+        "thread": event.get("thread_id"),
+    }
+    print(json.dumps(line, separators=(",", ":")), file=sys.stderr, flush=True)
 
 
 def application(environ, start_response):

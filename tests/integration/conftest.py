@@ -54,7 +54,7 @@ GUNICORN = {
     "graceful_reload",
 }
 
-# the edge, with TLS=1 and a trusted load balancer at 127.0.0.2: HTTPS as
+# the edge, with TLS=1 and (natively) a trusted load balancer at 127.0.0.2: HTTPS as
 # Mozilla's intermediate profile wants it, with HTTP/2; forwarded headers and
 # request IDs believed from the balancer only; compressed JSON
 EDGE = {"tls", "forwarded_headers", "request_ids", "compression"}
@@ -66,11 +66,13 @@ BEHAVIOURS: dict[str, set[str]] = {
     # (REQUEST_TIMEOUT + 5) instead: what the suite asserts for it
     "uwsgi-threads": {"request_timeout_at_proxy"},
     "uwsgi-edge": EDGE,
-    "apache": PROXIED,
+    "apache": PROXIED | {"front_page", "forwarded_headers"},
+    "apache-edge": EDGE,
     "gunicorn": GUNICORN,
     "docker-uwsgi": CONTAINERIZED | {"header_limits", "follows_recreated_app", "front_page"},
     "docker-uwsgi-edge": EDGE,
-    "docker-apache": CONTAINERIZED,
+    "docker-apache": CONTAINERIZED | {"front_page"},
+    "docker-apache-edge": EDGE,
     "docker-gunicorn": GUNICORN - {"graceful_reload"},
     # the development server is a baseline for comparison, not for production
     "devserver": {"endpoints"},
@@ -91,6 +93,13 @@ STACK_SETTINGS: dict[str, dict[str, int]] = {
         "TRUSTED_PROXIES": "127.0.0.2",
     },
     "docker-uwsgi-edge": {"WSGI_PROCESSES": 2, "WSGI_THREADS": 1, "TLS": 1},
+    "apache-edge": {
+        "WSGI_PROCESSES": 2,
+        "WSGI_THREADS": 2,
+        "TLS": 1,
+        "TRUSTED_PROXIES": "127.0.0.2",
+    },
+    "docker-apache-edge": {"WSGI_PROCESSES": 2, "WSGI_THREADS": 2, "TLS": 1},
 }
 
 

@@ -301,6 +301,8 @@ VARIANTS = {
     "uwsgi-threads": "uwsgi",
     "uwsgi-edge": "uwsgi",
     "docker-uwsgi-edge": "docker-uwsgi",
+    "apache-edge": "apache",
+    "docker-apache-edge": "docker-apache",
 }
 
 

@@ -62,8 +62,13 @@ def mod_wsgi_module() -> str:
 
 
 @pytest.mark.server
-def test_apache_accepts_its_rendered_config(tmp_path):
-    conf_dir, _ = rendered(tmp_path, "apache-mod_wsgi", MOD_WSGI_MODULE=mod_wsgi_module())
+@pytest.mark.parametrize("tls", ["0", "1"])
+def test_apache_accepts_its_rendered_config(tmp_path, tls):
+    conf_dir, settings = rendered(
+        tmp_path, "apache-mod_wsgi", MOD_WSGI_MODULE=mod_wsgi_module(), TLS=tls,
+        TRUSTED_PROXIES="10.0.0.0/8 192.0.2.7",
+    )  # fmt: skip
+    ensure_certificate(settings)
     result = subprocess.run(
         [need("apache2"), "-t", "-d", str(conf_dir), "-f", str(conf_dir / "httpd.conf")],
         capture_output=True, text=True, timeout=30,
@@ -149,6 +154,10 @@ def test_client_keepalive_outlives_a_balancers_idle_timeout(tmp_path):
     conf = (conf_dir / "nginx.conf").read_text()
     keepalive = int(re.search(r"^\s*keepalive_timeout (\d+)s;", conf, re.M).group(1))
     assert keepalive > BALANCER_IDLE_TIMEOUT
+    apache_dir, _ = rendered(tmp_path, "apache-mod_wsgi")
+    httpd = (apache_dir / "httpd.conf").read_text()
+    apache_keepalive = re.findall(r"^KeepAliveTimeout (\d+)$", httpd, re.M)
+    assert len(apache_keepalive) == 1 and int(apache_keepalive[0]) > BALANCER_IDLE_TIMEOUT
 
 
 @pytest.mark.parametrize("request_timeout", [3, 30])

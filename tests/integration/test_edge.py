@@ -102,8 +102,9 @@ def test_forwarded_headers_are_believed_from_the_trusted_balancer_only(stack):
 
 @pytest.mark.behaviour("request_ids")
 def test_one_request_id_is_in_the_proxys_the_app_servers_and_the_apps_log(stack):
-    """A request slow enough to be logged by all three: nginx's access log line,
-    uWSGI's line and the app's line carry the same ID, the one the client got
+    """A request slow enough to be logged by all three: the proxy's access log
+    line (nginx's, Apache's), the app server's line (uWSGI's, the mod_wsgi
+    daemon's) and the app's line carry the same ID, the one the client got
     (the balancer's own when it is trusted)."""
     slow_ms = stack.settings.SLOW_REQUEST_MS + 200
     path = f"/io?ms={slow_ms}"

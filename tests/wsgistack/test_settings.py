@@ -116,3 +116,27 @@ def test_the_proxys_limits_count_every_replica():
     )
     assert three.PROXY_MAX_CONNS == 3 * one.PROXY_MAX_CONNS == 3 * 136
     assert three.PROXY_MAX_CONNS_PER_CLIENT == 3 * one.PROXY_MAX_CONNS_PER_CLIENT
+
+
+def test_apache_trusts_no_forwarded_header_unless_told():
+    # mod_remoteip given a RemoteIPHeader and no proxy list believes every
+    # peer: with TRUSTED_PROXIES empty there must be no RemoteIPHeader at all
+    none = Settings.from_env({})
+    assert all(line.startswith("#") for line in none.APACHE_REMOTE_IP.splitlines())
+    assert none.APACHE_FROM_TRUSTED_PROXY == "false"
+    two = Settings.from_env({"TRUSTED_PROXIES": "10.0.0.0/8 2001:db8::1"})
+    assert two.APACHE_REMOTE_IP.splitlines() == [
+        "RemoteIPHeader X-Forwarded-For",
+        "RemoteIPInternalProxy 10.0.0.0/8",
+        "RemoteIPInternalProxy 2001:db8::1",
+    ]
+    assert two.APACHE_FROM_TRUSTED_PROXY == (
+        "%{CONN_REMOTE_ADDR} -ipmatch '10.0.0.0/8' || %{CONN_REMOTE_ADDR} -ipmatch '2001:db8::1'"
+    )
+
+
+def test_apache_includes_the_tls_sites_and_the_redirect_with_tls_only():
+    off, on = Settings.from_env({}), Settings.from_env({"TLS": "1"})
+    assert (off.APACHE_TLS_SITES, on.APACHE_TLS_SITES) == ("tls.d/*.disabled", "tls.d/*.conf")
+    assert off.APACHE_HTTPS_REDIRECT == "snippets/no-redirect.conf"
+    assert on.APACHE_HTTPS_REDIRECT == "snippets/redirect-to-https.conf"

@@ -506,11 +506,12 @@ def test_probes_stay_out_of_the_access_log(production_stack: str) -> None:
 
 @pytest.mark.server
 @pytest.mark.parametrize("production_stack", PROXIED_STACKS, indirect=True)
-def test_liveness_does_not_wait_for_busy_workers(production_stack: str, compose_config) -> None:
+def test_liveness_does_not_wait_for_busy_workers(production_stack: str) -> None:
     """/livez is the proxy's own answer: with every app worker busy it still
     answers at once, while /readyz waits for a worker."""
-    knobs = compose_config["services"]["uwsgi-app"]["environment"]
-    slots = int(knobs["WSGI_PROCESSES"]) * int(knobs["WSGI_THREADS"])
+    # the stack's own shape, as it reports it (each profile has its defaults)
+    shape = production_get(production_stack, "/info", PRODUCTION_NAME).json["configured"]
+    slots = shape["processes"] * shape["threads"]
     with ThreadPoolExecutor(max_workers=slots) as pool:
         busy = [
             pool.submit(production_get, production_stack, "/io?ms=3000", PRODUCTION_NAME, 30)

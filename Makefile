@@ -9,9 +9,10 @@ VENV ?= .venv
 SYSTEM_PYTHON ?= /usr/bin/python3
 PY := $(VENV)/bin/python
 STACK ?= uwsgi
-# servers and tools from Debian's archive (see README: native stacks)
+# servers and tools from Debian's archive (see README: native stacks); wrk: the
+# benchmark's second load generator, for the overhead floor
 APT_PACKAGES := nginx uwsgi-core uwsgi-plugin-python3 apache2 libapache2-mod-wsgi-py3 \
-	python3 python3-venv shellcheck
+	python3 python3-venv shellcheck wrk
 
 .PHONY: help
 help: ## list the tasks
@@ -68,7 +69,7 @@ test: deps venv docker-deps ## install what is needed, then run the whole test s
 	$(PY) -m pytest
 
 .PHONY: test-unit
-test-unit: venv ## the app's unit and property tests only (no servers)
+test-unit: venv ## the unit and property tests only (the app, the benchmark's logic; no servers)
 	$(PY) -m pytest tests/unit
 
 .PHONY: lint

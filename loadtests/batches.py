@@ -16,7 +16,8 @@ one after another, each starting about a second after the previous one ended
 the test stops.
 
 Each batch's time is recorded as a Locust statistic of type BATCH named
-"N requests" (its response time is the batch's time in ms, a failure if any
+"N requests" (a size given again: "N requests #2", #3, ...: repeats, for
+their spread) (its response time is the batch's time in ms, a failure if any
 of its requests failed), so it appears in the console summary, the CSV and
 the HTML report beside the requests' own rows; the pass/fail thresholds of
 fib.py leave those rows out.
@@ -43,6 +44,8 @@ class Batch:
     current: "Batch | None" = None
     # set while tickets are left, so idle users wake together when a batch opens
     open = Event()
+    # batches of each size recorded so far, so repeats get their own statistic
+    recorded: dict[int, int] = {}
 
     def __init__(self, size: int, environment) -> None:
         self.size = size
@@ -78,9 +81,10 @@ class Batch:
     def _record(self) -> None:
         failures = f", {self.failed} failed" if self.failed else ""
         log.info("batch of %d requests: %.3f s%s", self.size, self.seconds, failures)
+        count = Batch.recorded[self.size] = Batch.recorded.get(self.size, 0) + 1
         self.environment.events.request.fire(
             request_type=fib.BATCH,
-            name=f"{self.size} requests",
+            name=f"{self.size} requests" + (f" #{count}" if count > 1 else ""),
             response_time=self.seconds * 1000,
             response_length=0,
             exception=RuntimeError(f"{self.failed} of {self.size} failed") if self.failed else None,

@@ -22,18 +22,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from wsgistack import bench
-from wsgistack.bench import RunResult, Setting, StackRun, Workload
+from wsgistack.bench import NOISE, Concurrency, Recommendation, Result, StackRun, Workload, num
 from wsgistack.runner import StackError
 from wsgistack.stacks import STACKS
 
 # stacks whose app server imports WSGI_APP (Apache serves deploy/apache-mod_wsgi/app.wsgi)
 APP_STACKS = ("uwsgi", "uwsgi-direct", "gunicorn", "devserver")
-# settings this close to the best throughput are as good, within the noise
-NOISE = 0.05
 
 
 def int_list(text: str) -> list[int]:
@@ -61,7 +58,7 @@ def add_parser(sub) -> None:
         help="a scenario of loadtests/fib.py (default io)",
     )
     parser.add_argument(
-        "--p95-ms", type=bench.positive(float), default=500, help="p95 target (default 500)"
+        "--p95-ms", type=bench.positive(float), default=500, help="p95 limit (default 500)"
     )
     parser.add_argument(
         "--max-fail-ratio",
@@ -87,80 +84,50 @@ def add_parser(sub) -> None:
     parser.set_defaults(func=main)
 
 
-@dataclass
-class Recommendation:
-    best: RunResult | None
-    # as fast within NOISE, and cheaper (fewer processes, then threads)
-    cheaper: list[RunResult]
-    fastest_overall: RunResult | None
-
-    def lines(self, p95_ms: float, max_fail_ratio: float) -> list[str]:
-        within = f"p95 <= {p95_ms:g} ms and at most {max_fail_ratio:.1%} failed"
-        if self.best is None:
-            text = [f"**No setting met the target** ({within})."]
-            if self.fastest_overall is not None:
-                r = self.fastest_overall
-                text.append(
-                    f"The fastest was {r.setting.label}: {r.rps:.1f} req/s at p95 "
-                    f"{bench._num(r.p95_ms)} ms. Fewer users (--users), a faster app or "
-                    "a bigger machine would have to close the gap."
-                )
-            return text
-        r = self.best
-        text = [
-            f"**Recommended: {r.processes} processes x {r.threads} threads** "
-            f"(WSGI_PROCESSES={r.processes} WSGI_THREADS={r.threads}): {r.rps:.1f} req/s, "
-            f"p95 {bench._num(r.p95_ms)} ms, the highest throughput with {within}."
-        ]
-        if self.cheaper:
-            others = ", ".join(f"{c.setting.label} ({c.rps:.1f} req/s)" for c in self.cheaper)
+def recommendation_lines(rec: Recommendation, p95_ms: float, max_fail_ratio: float) -> list[str]:
+    """The recommendation in words, for the report and the console."""
+    within = f"p95 <= {p95_ms:g} ms and at most {max_fail_ratio:.1%} failed"
+    if rec.best is None:
+        text = [f"**No setting met the limits** ({within})."]
+        if rec.fastest_overall is not None:
+            r = rec.fastest_overall
             text.append(
-                f"As fast within {NOISE:.0%} (measurement noise) and lighter on memory: {others}."
-            )
-        if r.generator_bound:
-            text.append(
-                "The load generator was the limit of that run (generator-bound): the "
-                "server may do more than measured."
+                f"The fastest was {r.concurrency.label}: {r.rps:.1f} req/s at p95 "
+                f"{num(r.p95_ms)} ms. Fewer users (--users), a faster app or "
+                "a bigger machine would have to close the gap."
             )
         return text
-
-
-def recommend(results: list[RunResult], p95_ms: float, max_fail_ratio: float) -> Recommendation:
-    measured = [r for r in results if r.rps is not None and not r.error]
-    passing = [
-        r
-        for r in measured
-        if r.requests and (r.fail_ratio or 0) <= max_fail_ratio and (r.p95_ms or 0) <= p95_ms
+    r = rec.best
+    text = [
+        f"**Recommended: {r.processes} processes x {r.threads} threads** "
+        f"(WSGI_PROCESSES={r.processes} WSGI_THREADS={r.threads}): {r.rps:.1f} req/s, "
+        f"p95 {num(r.p95_ms)} ms, the highest throughput with {within}."
     ]
-    fastest = max(measured, key=lambda r: r.rps, default=None)
-    if not passing:
-        return Recommendation(None, [], fastest)
-    best = max(passing, key=lambda r: r.rps)
-    cheaper = sorted(
-        (
-            r
-            for r in passing
-            if r is not best
-            and r.rps >= best.rps * (1 - NOISE)
-            and (r.processes, r.threads) < (best.processes, best.threads)
-        ),
-        key=lambda r: (r.processes, r.threads),
-    )
-    return Recommendation(best, cheaper, fastest)
+    if rec.lighter:
+        others = ", ".join(f"{c.concurrency.label} ({c.rps:.1f} req/s)" for c in rec.lighter)
+        text.append(
+            f"As fast within {NOISE:.0%} (measurement noise) and lighter on memory: {others}."
+        )
+    if r.generator_bound:
+        text.append(
+            "The load generator was the limit of that run (generator-bound): the "
+            "server may do more than measured."
+        )
+    return text
 
 
-def chart_grid(results: list[RunResult], rec: Recommendation, p95_ms: float, path: Path):
+def chart_grid(results: list[Result], rec: Recommendation, p95_ms: float, path: Path):
     """Heat maps of requests/s and p95 over processes x threads; the pick outlined."""
     runs = [r for r in results if r.rps is not None]
     if not runs:
         return None
-    plt = bench._plt()
+    plt = bench.pyplot()
     processes = sorted({r.processes for r in runs})
     threads = sorted({r.threads for r in runs})
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.9 * len(processes) + 2.4))
     for ax, metric, title, cmap in (
         (axes[0], "rps", "requests/s", "Greens"),
-        (axes[1], "p95_ms", f"p95 ms (target {p95_ms:g})", "Oranges"),
+        (axes[1], "p95_ms", f"p95 ms (limit {p95_ms:g})", "Oranges"),
     ):
         grid = [[float("nan")] * len(threads) for _ in processes]
         for r in runs:
@@ -170,7 +137,7 @@ def chart_grid(results: list[RunResult], rec: Recommendation, p95_ms: float, pat
         ax.imshow(grid, cmap=cmap, aspect="auto", vmin=0, vmax=top * 1.6)
         for r in runs:
             i, j = processes.index(r.processes), threads.index(r.threads)
-            value = bench._num(getattr(r, metric), 1 if metric == "rps" else 0)
+            value = num(getattr(r, metric), 1 if metric == "rps" else 0)
             ax.text(j, i, value, ha="center", va="center", fontsize=11)
             if (r.p95_ms or 0) > p95_ms or r.error:
                 ax.add_patch(
@@ -184,7 +151,7 @@ def chart_grid(results: list[RunResult], rec: Recommendation, p95_ms: float, pat
         ax.set_xlabel("threads per process")
         ax.set_ylabel("processes")
         ax.set_title(title, fontsize=10)
-    fig.suptitle("blue outline: the recommendation; hatched: p95 over the target", fontsize=9)
+    fig.suptitle("blue outline: the recommendation; hatched: p95 over the limit", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -214,7 +181,7 @@ def main(args: argparse.Namespace) -> int:
     bench.preflight([args.stack], args.port, docker=False)
     if args.locustfile:
         name = args.user_class or args.locustfile.stem
-        workload = Workload(name, args.user_class or "", f"{args.locustfile} {name}")
+        workload = Workload(name, args.user_class or "", f"{args.locustfile} {name}", "/")
         locustfile = args.locustfile.resolve()
     else:
         workload, locustfile = bench.WORKLOADS[args.workload], bench.LOCUSTFILE
@@ -226,7 +193,7 @@ def main(args: argparse.Namespace) -> int:
             p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p
         )
     plan = [
-        StackRun(args.stack, Setting(p, t), [workload.name])
+        StackRun(args.stack, Concurrency(p, t), [workload.name])
         for p in args.processes
         for t in args.threads
     ]
@@ -236,14 +203,15 @@ def main(args: argparse.Namespace) -> int:
         outcome = bench.execute(
             plan, port=args.port, users=args.users, seconds=seconds, out_dir=out_dir,
             locustfile=locustfile, workloads={workload.name: workload}, overrides=overrides,
+            engine_html=args.locust_html,
         )  # fmt: skip
-    rec = recommend(outcome.results, args.p95_ms, args.max_fail_ratio)
+    rec = bench.recommend(outcome.results, args.p95_ms, args.max_fail_ratio)
     (out_dir / "charts").mkdir(exist_ok=True)
     chart = chart_grid(outcome.results, rec, args.p95_ms, out_dir / "charts" / "grid.png")
     section = [
         "## Recommendation",
         "",
-        *rec.lines(args.p95_ms, args.max_fail_ratio),
+        *recommendation_lines(rec, args.p95_ms, args.max_fail_ratio),
         "",
         f"Stack: {STACKS[args.stack].description}; app: {args.app or 'app.wsgi:application'}; "
         f"workload: {workload.title}.",
@@ -252,10 +220,11 @@ def main(args: argparse.Namespace) -> int:
         section += ["", f"![processes x threads](charts/{chart.name})"]
     bench.write_report(
         out_dir, outcome, mode=bench.MODES["default"], users=args.users, seconds=seconds,
-        title="wsgistack sizing", extra_sections=section, targets=False,
+        title="wsgistack sizing", lead="\n".join(section), with_answer=False,
+        with_goals=False, engine_html=args.locust_html,
     )  # fmt: skip
     bench.print_summary(outcome, [], out_dir)
-    for line in rec.lines(args.p95_ms, args.max_fail_ratio):
+    for line in recommendation_lines(rec, args.p95_ms, args.max_fail_ratio):
         print(line.replace("**", ""))
     if outcome.interrupted:
         print("wsgistack sizing: interrupted; every server was stopped", file=sys.stderr)

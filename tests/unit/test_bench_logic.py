@@ -116,7 +116,7 @@ def test_wrk_summary_is_read_back():
     summary = wrk_engine.parse_wrk_output(WRK_OUTPUT)
     r = Result("uwsgi", 2, 1, "floor", engine="wrk")
     wrk_engine.fill_from_summary(r, summary)
-    assert (r.requests, r.failures, r.rps) == (20000, 5, 5000.0)
+    assert (r.requests, r.failures, r.reconnects, r.rps) == (20000, 3, 2, 5000.0)
     assert (r.p50_ms, r.p95_ms, r.p99_ms) == (1.4, 2.9, 5.1)
     assert wrk_engine.parse_wrk_output("no summary") is None
 
@@ -129,6 +129,7 @@ def test_wrk_script_prints_the_fields_read_back():
 
 def test_repeated_batches_are_read_back_each_with_its_repeat():
     entries = [
+        {"method": "BATCH", "name": "warm-up: 20 requests", "avg_ms": 900.0, "failures": 0},
         {"method": "BATCH", "name": "10 requests", "avg_ms": 100.0, "failures": 0},
         {"method": "BATCH", "name": "10 requests #2", "avg_ms": 50.0, "failures": 0},
         {"method": "GET", "name": "/fib/sequence?n=[n]", "avg_ms": 5.0, "failures": 0},

@@ -199,7 +199,11 @@ def replay(
     prefix = out_dir / "locust" / run_id
     prefix.parent.mkdir(parents=True, exist_ok=True)
     order = batch_sizes(sizes)
-    extra = ["--batch-sizes", ",".join(map(str, order)), "--batch-users", str(BATCH_USERS)]
+    extra = [
+        "--batch-sizes", ",".join(map(str, order)), "--batch-users", str(BATCH_USERS),
+        # a batch first, not timed: the generator's connections and the servers warm
+        "--batch-warmup", str(max(2 * BATCH_USERS, endpoint.concurrency.slots)),
+    ]  # fmt: skip
     argv = locust_argv(
         BATCH_LOCUSTFILE, workload.batch_class, endpoint.base_url, prefix, extra, html
     )

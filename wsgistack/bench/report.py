@@ -97,7 +97,11 @@ def run_row(r: Result) -> list[str]:
         r.stack, label, num(r.rps, 1), num(r.p50_ms, 1), num(r.p95_ms, 1), num(r.p99_ms, 1),
         failed, num(r.server_cores, 2), f"{num(r.app_cpu_ms, 2)} / {num(r.server_cpu_ms, 2)}",
         num(r.generator_cores, 2), num(r.other_cores, 2),
-        "**generator-bound**" if r.generator_bound else "",
+        "; ".join(note for note in (
+            "**generator-bound**" if r.generator_bound else "",
+            f"{r.reconnects:,} reconnects (the server closed the connection)"
+            if r.reconnects else "",
+        ) if note),
     ]  # fmt: skip
 
 

@@ -52,6 +52,8 @@ class Result:
     # server processes' CPU (nginx, uWSGI, ... all of it) per request
     server_cpu_ms: float | None = None
     generator_bound: bool = False
+    # wrk: connections the server closed after an answer, without keep-alive
+    reconnects: int | None = None
     exit_code: int | None = None
     error: str = ""
     # the load generator's own files of this run (CSV; HTML with --locust-html)

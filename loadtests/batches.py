@@ -17,10 +17,10 @@ the test stops.
 
 Each batch's time is recorded as a Locust statistic of type BATCH named
 "N requests" (a size given again: "N requests #2", #3, ...: repeats, for
-their spread; the --batch-warmup batch is "warm-up: N requests") (its response time is the batch's time in ms, a failure if any
-of its requests failed), so it appears in the console summary, the CSV and
-the HTML report beside the requests' own rows; the pass/fail thresholds of
-fib.py leave those rows out.
+their spread; the --batch-warmup batch is "warm-up: N requests"); its response
+time is the batch's time in ms, a failure if any of its requests failed, so it
+appears in the console summary, the CSV and the HTML report beside the
+requests' own rows; the pass/fail thresholds of fib.py leave those rows out.
 
 This lives in its own locustfile because Locust always applies the load shape
 a locustfile defines: in fib.py it would take over every run.

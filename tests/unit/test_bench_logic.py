@@ -321,3 +321,20 @@ def test_sizing_uses_only_public_names():
         if alias.name.startswith("_")
     ]  # fmt: skip
     assert private == []
+
+
+def test_the_readme_names_every_bench_option():
+    import argparse
+
+    from wsgistack import cli
+
+    readme = (PACKAGE.parents[1] / "README.md").read_text()
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    options = [
+        option
+        for action in sub.choices["bench"]._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    ]
+    assert options and [o for o in options if f"`{o}" not in readme] == []

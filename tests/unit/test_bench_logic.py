@@ -338,3 +338,12 @@ def test_the_readme_names_every_bench_option():
         if option.startswith("--") and option != "--help"
     ]
     assert options and [o for o in options if f"`{o}" not in readme] == []
+
+
+def test_a_relative_report_folder_is_made_absolute(tmp_path, monkeypatch):
+    # the load generators run in folders of their own: a relative path would miss
+    from wsgistack.bench.command import new_report_dir
+
+    monkeypatch.chdir(tmp_path)
+    out = new_report_dir(Path("reports/x"))
+    assert out.is_absolute() and out.is_dir() and out == tmp_path / "reports" / "x"

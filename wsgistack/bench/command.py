@@ -174,7 +174,8 @@ def without_missing_engines(plan: list[StackRun]) -> list[StackRun]:
 def new_report_dir(out: Path | None, prefix: str = "") -> Path:
     out_dir = out or REPORTS_DIR / f"{prefix}{datetime.now():%Y%m%d-%H%M%S}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    return out_dir
+    # absolute: the load generators run in folders of their own
+    return out_dir.resolve()
 
 
 def main(args: argparse.Namespace) -> int:

@@ -7,8 +7,10 @@
 Sweeps processes x threads with the benchmark's machinery (one stack start per
 setting, Locust with the measurement probe, psutil on the servers), then
 recommends the setting with the highest throughput whose p95 stays within
---p95-ms and whose failures stay within --max-fail-ratio. The evidence (the
-table, a heat map of requests/s and p95, Locust's own reports) goes to
+--p95-ms, whose failures stay within --max-fail-ratio and, with --max-memory,
+whose server processes together stay within that memory (their PSS: each
+shared page split between its sharers). The evidence (the table, a heat map of
+requests/s and p95, the memory per setting, Locust's statistics) goes to
 ``reports/sizing-<timestamp>/``.
 
 Another app: --app module:callable sets WSGI_APP, which uWSGI (``module``),
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -31,6 +34,15 @@ from wsgistack.stacks import STACKS
 
 # stacks whose app server imports WSGI_APP (Apache serves deploy/apache-mod_wsgi/app.wsgi)
 APP_STACKS = ("uwsgi", "uwsgi-direct", "gunicorn", "devserver")
+
+
+def memory_size(text: str) -> float:
+    """512M, 1.5G, 800000K or a number of MB: the size in MB (MiB)."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMG]i?B?)?\s*", text, re.I)
+    if not match or float(match[1]) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a memory size like 512M or 1.5G")
+    unit = (match[2] or "M")[0].upper()
+    return float(match[1]) * {"K": 1 / 1024, "M": 1, "G": 1024}[unit]
 
 
 def int_list(text: str) -> list[int]:
@@ -67,6 +79,12 @@ def add_parser(sub) -> None:
         help="a setting failing more requests than this is out (default 0.01)",
     )
     parser.add_argument(
+        "--max-memory",
+        type=memory_size,
+        help="a setting whose server processes together take more memory (PSS) than "
+        "this is out, e.g. 512M or 1.5G (default: no limit)",
+    )
+    parser.add_argument(
         "--processes",
         type=int_list,
         default=sorted({1, cores, 2 * cores}),
@@ -84,9 +102,13 @@ def add_parser(sub) -> None:
     parser.set_defaults(func=main)
 
 
-def recommendation_lines(rec: Recommendation, p95_ms: float, max_fail_ratio: float) -> list[str]:
+def recommendation_lines(
+    rec: Recommendation, p95_ms: float, max_fail_ratio: float, max_memory_mb: float | None = None
+) -> list[str]:
     """The recommendation in words, for the report and the console."""
     within = f"p95 <= {p95_ms:g} ms and at most {max_fail_ratio:.1%} failed"
+    if max_memory_mb is not None:
+        within += f" within {max_memory_mb:g} MB of memory (PSS of the server processes)"
     if rec.best is None:
         text = [f"**No setting met the limits** ({within})."]
         if rec.fastest_overall is not None:
@@ -101,7 +123,8 @@ def recommendation_lines(rec: Recommendation, p95_ms: float, max_fail_ratio: flo
     text = [
         f"**Recommended: {r.processes} processes x {r.threads} threads** "
         f"(WSGI_PROCESSES={r.processes} WSGI_THREADS={r.threads}): {r.rps:.1f} req/s, "
-        f"p95 {num(r.p95_ms)} ms, the highest throughput with {within}."
+        f"p95 {num(r.p95_ms)} ms, {num(r.pss_mb)} MB (PSS), the highest throughput with "
+        f"{within}."
     ]
     if rec.lighter:
         others = ", ".join(f"{c.concurrency.label} ({c.rps:.1f} req/s)" for c in rec.lighter)
@@ -116,18 +139,24 @@ def recommendation_lines(rec: Recommendation, p95_ms: float, max_fail_ratio: flo
     return text
 
 
-def chart_grid(results: list[Result], rec: Recommendation, p95_ms: float, path: Path):
-    """Heat maps of requests/s and p95 over processes x threads; the pick outlined."""
+def chart_grid(
+    results: list[Result], rec: Recommendation, limits: tuple, path: Path
+) -> Path | None:
+    """Heat maps of requests/s, p95 and memory over processes x threads; the pick
+    outlined, what is out of the limits hatched."""
+    p95_ms, max_fail_ratio, max_memory_mb = limits
     runs = [r for r in results if r.rps is not None]
     if not runs:
         return None
     plt = bench.pyplot()
     processes = sorted({r.processes for r in runs})
     threads = sorted({r.threads for r in runs})
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.9 * len(processes) + 2.4))
+    memory = f"limit {max_memory_mb:g}" if max_memory_mb else "no limit"
+    fig, axes = plt.subplots(1, 3, figsize=(16, 0.9 * len(processes) + 2.4))
     for ax, metric, title, cmap in (
         (axes[0], "rps", "requests/s", "Greens"),
         (axes[1], "p95_ms", f"p95 ms (limit {p95_ms:g})", "Oranges"),
+        (axes[2], "pss_mb", f"memory of the server processes, PSS MB ({memory})", "Blues"),
     ):
         grid = [[float("nan")] * len(threads) for _ in processes]
         for r in runs:
@@ -139,7 +168,8 @@ def chart_grid(results: list[Result], rec: Recommendation, p95_ms: float, path: 
             i, j = processes.index(r.processes), threads.index(r.threads)
             value = num(getattr(r, metric), 1 if metric == "rps" else 0)
             ax.text(j, i, value, ha="center", va="center", fontsize=11)
-            if (r.p95_ms or 0) > p95_ms or r.error:
+            out = bench.recommend([r], p95_ms, max_fail_ratio, max_memory_mb).best is None
+            if out or r.error:
                 ax.add_patch(
                     plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", ec="grey")
                 )
@@ -151,7 +181,7 @@ def chart_grid(results: list[Result], rec: Recommendation, p95_ms: float, path: 
         ax.set_xlabel("threads per process")
         ax.set_ylabel("processes")
         ax.set_title(title, fontsize=10)
-    fig.suptitle("blue outline: the recommendation; hatched: p95 over the limit", fontsize=9)
+    fig.suptitle("blue outline: the recommendation; hatched: out of the limits", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -205,26 +235,28 @@ def main(args: argparse.Namespace) -> int:
             locustfile=locustfile, workloads={workload.name: workload}, overrides=overrides,
             engine_html=args.locust_html,
         )  # fmt: skip
-    rec = bench.recommend(outcome.results, args.p95_ms, args.max_fail_ratio)
+    limits = (args.p95_ms, args.max_fail_ratio, args.max_memory)
+    rec = bench.recommend(outcome.results, *limits)
     (out_dir / "charts").mkdir(exist_ok=True)
-    chart = chart_grid(outcome.results, rec, args.p95_ms, out_dir / "charts" / "grid.png")
+    chart = chart_grid(outcome.results, rec, limits, out_dir / "charts" / "grid.png")
     section = [
         "## Recommendation",
         "",
-        *recommendation_lines(rec, args.p95_ms, args.max_fail_ratio),
+        *recommendation_lines(rec, *limits),
         "",
         f"Stack: {STACKS[args.stack].description}; app: {args.app or 'app.wsgi:application'}; "
         f"workload: {workload.title}.",
     ]
     if chart:
-        section += ["", f"![processes x threads](charts/{chart.name})"]
+        section += ["", '![processes x threads]({{ chart_url("grid") }})']
     bench.write_report(
         out_dir, outcome, mode=bench.MODES["default"], users=args.users, seconds=seconds,
         title="wsgistack sizing", lead="\n".join(section), with_answer=False,
         with_goals=False, engine_html=args.locust_html,
+        extra_charts={"grid": chart} if chart else None,
     )  # fmt: skip
     bench.print_summary(outcome, [], out_dir)
-    for line in recommendation_lines(rec, args.p95_ms, args.max_fail_ratio):
+    for line in recommendation_lines(rec, *limits):
         print(line.replace("**", ""))
     if outcome.interrupted:
         print("wsgistack sizing: interrupted; every server was stopped", file=sys.stderr)

@@ -347,3 +347,47 @@ def test_a_relative_report_folder_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = new_report_dir(Path("reports/x"))
     assert out.is_absolute() and out.is_dir() and out == tmp_path / "reports" / "x"
+
+
+# --- memory (issue 12) ------------------------------------------------------
+
+
+def test_a_memory_budget_leaves_out_larger_trees():
+    small = run("uwsgi", C(2, 4), "io", 300, pss_mb=120)
+    large = run("uwsgi", C(4, 4), "io", 310, pss_mb=600)
+    unmeasured = run("uwsgi", C(8, 4), "io", 400)
+    assert answer.recommend([small, large, unmeasured]).best is unmeasured
+    assert answer.recommend([small, large, unmeasured], max_memory_mb=512).best is small
+    assert answer.recommend([large], max_memory_mb=512).best is None
+
+
+@pytest.mark.parametrize(
+    ("text", "mb"), [("512M", 512), ("1.5G", 1536), ("2048K", 2), ("300", 300), ("1GiB", 1024)]
+)
+def test_memory_sizes(text, mb):
+    from wsgistack.sizing import memory_size
+
+    assert memory_size(text) == mb
+
+
+@pytest.mark.parametrize("text", ["", "0M", "lots", "5T", "-1G"])
+def test_bad_memory_sizes_are_refused(text):
+    import argparse
+
+    from wsgistack.sizing import memory_size
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        memory_size(text)
+
+
+def test_the_sampler_reads_a_process_trees_cpu_and_memory():
+    import os
+
+    from wsgistack.bench.sampling import ProcessSampler, peak
+
+    with ProcessSampler([os.getpid()]) as sampler:
+        sum(range(2_000_000))
+    memory = sampler.peak_memory()
+    assert memory.processes >= 1 and 0 < memory.uss_mb <= memory.pss_mb <= memory.rss_mb
+    assert sampler.samples[-1][cpu.SERVERS] > 0
+    assert peak([]) is None

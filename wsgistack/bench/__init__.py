@@ -6,8 +6,8 @@ The package, one job a module:
   the plan of stack runs, with its time estimate;
 - ``endpoints``: where the load goes (a native stack started for the run, a
   compose stack already up) and its warm-up;
-- ``locust_engine`` and ``wrk_engine``: the two load generators; ``cpu``:
-  the servers' and the machine's CPU, sampled, and its accounting;
+- ``locust_engine`` and ``wrk_engine``: the two load generators; ``sampling``:
+  the server process trees' CPU and memory, sampled; ``cpu``: its accounting;
 - ``results``: one result type keyed by its axes, and the CSV;
 - ``answer``: the recommendation per workload, the overhead per request, the
   replay's ratios; ``goals``: the project's own goals, a data table;

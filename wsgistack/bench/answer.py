@@ -31,15 +31,28 @@ class Recommendation:
     fastest_overall: Result | None = None
 
 
+def within_memory(r: Result, max_memory_mb: float | None) -> bool:
+    """The server process tree's peak PSS within the budget (none: no budget); a run
+    whose memory was not measured cannot be shown to fit one."""
+    return max_memory_mb is None or (r.pss_mb is not None and r.pss_mb <= max_memory_mb)
+
+
 def recommend(
-    results: list[Result], p95_ms: float = float("inf"), max_fail_ratio: float = 0.01
+    results: list[Result],
+    p95_ms: float = float("inf"),
+    max_fail_ratio: float = 0.01,
+    max_memory_mb: float | None = None,
 ) -> Recommendation:
-    """The run with the highest requests/s whose p95 and failures stay within the limits."""
+    """The run with the highest requests/s whose p95, failures and memory (the
+    server process tree's PSS) stay within the limits."""
     measured = [r for r in results if r.measured]
     passing = [
         r
         for r in measured
-        if r.requests and (r.fail_ratio or 0) <= max_fail_ratio and (r.p95_ms or 0) <= p95_ms
+        if r.requests
+        and (r.fail_ratio or 0) <= max_fail_ratio
+        and (r.p95_ms or 0) <= p95_ms
+        and within_memory(r, max_memory_mb)
     ]
     fastest = max(measured, key=lambda r: r.rps, default=None)
     if not passing:

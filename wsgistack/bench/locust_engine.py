@@ -15,16 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wsgistack.bench.cpu import (
-    MACHINE,
-    SERVERS,
-    CpuSampler,
-    cpu_ms_per_request,
-    other_cores,
-)
+from wsgistack.bench.cpu import MACHINE, SERVERS, cpu_ms_per_request, other_cores
 from wsgistack.bench.endpoints import Endpoint
 from wsgistack.bench.plan import BATCH_USERS, WARMUP_SECONDS, Workload, batch_sizes
 from wsgistack.bench.results import BatchResult, Result
+from wsgistack.bench.sampling import ProcessSampler
 from wsgistack.stacks import ROOT
 
 LOCUSTFILE = ROOT / "loadtests" / "fib.py"
@@ -104,11 +99,16 @@ def new_result(endpoint: Endpoint, workload: Workload, users: int, engine: str) 
     )
 
 
-def account_cpu(result: Result, sampler: CpuSampler, start: float, end: float) -> None:
-    """The servers' and the rest of the machine's CPU over the measured window."""
+def account(result: Result, sampler: ProcessSampler, start: float, end: float) -> None:
+    """The servers' and the rest of the machine's CPU over the measured window, the
+    servers' peak memory."""
     if not sampler.roots:
         # in containers the servers' processes are out of sight: no server or other CPU
         return
+    memory = sampler.peak_memory()
+    if memory is not None:
+        result.rss_mb, result.pss_mb, result.uss_mb = memory.rss_mb, memory.pss_mb, memory.uss_mb
+        result.server_processes = memory.processes
     result.server_cores = sampler.cores(start, end, SERVERS)
     result.other_cores = other_cores(
         sampler.cores(start, end, MACHINE), result.server_cores, result.generator_cores
@@ -138,7 +138,7 @@ def measure(
         "-t", f"{int(seconds + WARMUP_SECONDS + 60)}s",
     ]  # fmt: skip
     argv = locust_argv(locustfile, workload.user_class, endpoint.base_url, prefix, extra, html)
-    with CpuSampler(endpoint.pids) as sampler:
+    with ProcessSampler(endpoint.pids) as sampler:
         result.exit_code = run_process(argv, Path(f"{prefix}.log"), seconds + 120)
     try:
         probe = json.loads(Path(f"{prefix}.probe.json").read_text())
@@ -164,7 +164,7 @@ def measure(
     result.generator_cores = probe["generator_cores"]
     result.app_cpu_ms = probe["cpu_ms_mean"]
     result.app_ms = probe["app_ms_mean"]
-    account_cpu(result, sampler, start, end)
+    account(result, sampler, start, end)
     result.generator_bound = (result.generator_cores or 0) >= GENERATOR_BOUND_CORES
     return result
 

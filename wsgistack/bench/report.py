@@ -164,6 +164,21 @@ def overhead_row(o: answer.Overhead) -> list[str]:
             num(o.app_cpu_ms, 3), num(o.overhead_ms, 3), share]  # fmt: skip
 
 
+def memory_rows(results: list[Result]) -> list[list[str]]:
+    """Per stack and processes x threads: its server process tree at its largest over
+    the workloads (the run with the most PSS)."""
+    rows = []
+    for stack, pxt in dict.fromkeys((r.stack, r.concurrency) for r in results):
+        runs = [r for r in results if (r.stack, r.concurrency) == (stack, pxt) and r.pss_mb]
+        if runs:
+            r = max(runs, key=lambda r: r.pss_mb)
+            per_process = r.pss_mb / r.server_processes if r.server_processes else None
+            rows.append([stack, charts.concurrency_label(stack, pxt), str(r.server_processes),
+                         num(r.rss_mb), num(r.pss_mb), num(r.uss_mb), num(per_process, 1),
+                         r.workload])  # fmt: skip
+    return rows
+
+
 def replay_summary(batches: list[BatchResult]) -> list[str]:
     summary = []
     for workload in dict.fromkeys(b.workload for b in batches):
@@ -239,8 +254,11 @@ def write_report(
     with_answer: bool = True,
     with_goals: bool = True,
     engine_html: bool = False,
+    extra_charts: dict[str, Path] | None = None,
 ) -> list[goals.Verdict]:
-    """Every file of the report; the goals' verdicts."""
+    """Every file of the report; the goals' verdicts. ``lead``: Markdown put first,
+    a Jinja2 template: ``{{ chart_url("name") }}`` is the address of a chart of
+    ``extra_charts`` in either file."""
     write_csv(out_dir / "results.csv", RESULT_COLUMNS, result_rows(outcome.results))
     if outcome.batches:
         write_csv(out_dir / "batches.csv", BATCH_COLUMNS, batch_rows(outcome.batches, CLAIMED))
@@ -248,7 +266,7 @@ def write_report(
     overhead_workloads = [w for w in BENCH_WORKLOADS if w in measured_workloads and w != "io"]
     overheads = answer.overheads(outcome.results, overhead_workloads)
     verdicts = goals.evaluate(outcome.results) if with_goals else []
-    drawn = draw_charts(outcome, out_dir / "charts", overheads)
+    drawn = {**draw_charts(outcome, out_dir / "charts", overheads), **(extra_charts or {})}
     found = answer.answers(outcome.results, measured_workloads) if with_answer else []
     replays = {w: replay_rows(outcome.batches, w)
                for w in dict.fromkeys(b.workload for b in outcome.batches)}  # fmt: skip
@@ -263,7 +281,6 @@ def write_report(
         "generator_bound_cores": GENERATOR_BOUND_CORES,
         "docker": docker,
         "interrupted": outcome.interrupted,
-        "lead": lead,
         "answers": found,
         "answer_rows": [answer_row(a) for a in found],
         "overheads": overheads,
@@ -279,6 +296,7 @@ def write_report(
             )
             for name in measured_workloads
         ],  # fmt: skip
+        "memory_rows": memory_rows(outcome.results),
         "floor": [r for r in outcome.results if r.workload == "floor"],
         "floor_rows": [run_row(r) for r in outcome.results if r.workload == "floor"],
         "replays": replays,
@@ -312,9 +330,13 @@ def write_report(
     def as_data(name: str) -> str:
         return "data:image/png;base64," + base64.b64encode(drawn[name].read_bytes()).decode()
 
-    markdown = template.render(context, charts=drawn, chart_url=as_file)
+    def render(chart_url) -> str:
+        first = env.from_string(lead).render(chart_url=chart_url) if lead else ""
+        return template.render(context, charts=drawn, chart_url=chart_url, lead=first)
+
+    markdown = render(as_file)
     (out_dir / "report.md").write_text(markdown, encoding="utf-8")
-    inline = template.render(context, charts=drawn, chart_url=as_data)
+    inline = render(as_data)
     from markdown_it import MarkdownIt
 
     body = MarkdownIt("commonmark").enable("table").render(inline)

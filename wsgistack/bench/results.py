@@ -51,6 +51,11 @@ class Result:
     app_ms: float | None = None
     # server processes' CPU (nginx, uWSGI, ... all of it) per request
     server_cpu_ms: float | None = None
+    # the server process tree at its largest during the run (sampling.Memory), in MB
+    rss_mb: float | None = None
+    pss_mb: float | None = None
+    uss_mb: float | None = None
+    server_processes: int | None = None
     generator_bound: bool = False
     # wrk: connections the server closed after an answer, without keep-alive
     reconnects: int | None = None

@@ -17,17 +17,17 @@ import shutil
 import time
 from pathlib import Path
 
-from wsgistack.bench.cpu import CpuSampler
 from wsgistack.bench.endpoints import Endpoint
 from wsgistack.bench.locust_engine import (
     GENERATOR_BOUND_CORES,
-    account_cpu,
+    account,
     log_tail,
     new_result,
     run_process,
 )
 from wsgistack.bench.plan import WRK, Workload
 from wsgistack.bench.results import Result
+from wsgistack.bench.sampling import ProcessSampler
 
 SCRIPT = Path(__file__).with_name("wrk_report.lua")
 # one wrk thread: the floor's generator needs one core at most
@@ -106,7 +106,7 @@ def measure_wrk(
     argv = wrk_argv(binary, endpoint.base_url + workload.path, users, seconds)
     # wrk is the only child ending meanwhile: the children's CPU time grows by its own
     cpu_before = children_cpu_seconds()
-    with CpuSampler(endpoint.pids) as sampler:
+    with ProcessSampler(endpoint.pids) as sampler:
         start = time.time()
         result.exit_code = run_process(argv, log, seconds + 60)
         end = time.time()
@@ -119,6 +119,6 @@ def measure_wrk(
     start = max(start, end - result.seconds)
     result.generator_cores = (children_cpu_seconds() - cpu_before) / result.seconds
     result.app_cpu_ms = app_cpu_ms
-    account_cpu(result, sampler, start, end)
+    account(result, sampler, start, end)
     result.generator_bound = result.generator_cores >= GENERATOR_BOUND_CORES * WRK_THREADS
     return result

@@ -102,7 +102,7 @@ def test_results_csv_has_one_measured_row_per_run(quick):
         # answers are checked: a failure is a wrong answer or a refused request
         assert row["failures"] == "0", where
         assert float(row["p50_ms"]) <= float(row["p95_ms"]) <= float(row["p99_ms"]), where
-        for column in ("server_cores", "generator_cores", "app_cpu_ms", "server_cpu_ms"):
+        for column in ("server_cores", "generator_cores", "app_cpu_ms", "server_cpu_ms", "pss_mb"):
             assert float(row[column]) > 0, f"{where}: {column}"
         assert row["generator_bound"] in ("True", "False")
         assert row["interpreter"].startswith("CPython 3."), where
@@ -151,6 +151,7 @@ def test_report_md_has_the_tables(quick):
         "The answer", "Stack overhead per request", "The overhead floor: `/up` loaded by wrk"
     ]  # fmt: skip
     assert headings[-2:] == ["The project's performance goals", "Files"]
+    assert "Memory per server process tree" in headings
     answers = re.findall(r"^\| (.+?) \| \*\*(uwsgi|apache|gunicorn) 2 x 4\*\* \| [\d,.]+ \|",
                          report, re.M)  # fmt: skip
     assert len(answers) == 3, report[:3000]
@@ -298,15 +299,23 @@ def test_sizing_recommends_a_setting_for_your_own_app(stack, own_app, tmp_path):
         [sys.executable, "-m", "wsgistack.cli", "sizing", "--stack", stack,
          "--app", "hello_app:application", "--locustfile", "hello_locust.py",
          "--processes", "1,2", "--threads", "1,4", "--duration", "1", "--users", "8",
+         "--max-memory", "2G",
          "--port", str(find_free_port()), "--out", str(out)],
         cwd=own_app, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "Recommended:" in run.stdout
+    assert "Recommended:" in run.stdout and "within 2048 MB of memory" in run.stdout
     rows = read_csv(out / "results.csv")
     assert len(rows) == 4
     # the servers ran the app given, and the locustfile checked its answers
     assert all(r["error"] == "" and r["failures"] == "0" and int(r["requests"]) > 0 for r in rows)
+    # the server process tree's memory: more processes, more of it
+    pss = {(r["processes"], r["threads"]): float(r["pss_mb"]) for r in rows}
+    assert all(0 < float(r["uss_mb"]) <= float(r["pss_mb"]) <= float(r["rss_mb"]) for r in rows)
+    assert pss[("2", "1")] > pss[("1", "1")]
     report = (out / "report.md").read_text()
     assert "## Recommendation" in report and "hello_app:application" in report
-    assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert "![processes x threads](charts/grid.png)" in report
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html
+    assert not re.search(r'(src|href)="(?!data:)', html), "refers to another file"

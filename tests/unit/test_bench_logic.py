@@ -108,7 +108,7 @@ WRK_OUTPUT = """Running 4s test @ http://127.0.0.1:8090/up
   1 threads and 32 connections
 WSGISTACK {"requests": 20000, "duration_us": 4000000, "bytes": 1, "connect": 0, "read": 2, \
 "write": 0, "status": 3, "timeout": 0, "mean_us": 1500.0, "p50_us": 1400, "p95_us": 2900, \
-"p99_us": 5100}
+"p99_us": 5100, "server_timing_count": 19990, "app_cpu_ms_sum": 1999.0}
 """
 
 
@@ -118,6 +118,7 @@ def test_wrk_summary_is_read_back():
     wrk_engine.fill_from_summary(r, summary)
     assert (r.requests, r.failures, r.reconnects, r.rps) == (20000, 3, 2, 5000.0)
     assert (r.p50_ms, r.p95_ms, r.p99_ms) == (1.4, 2.9, 5.1)
+    assert r.app_cpu_ms == pytest.approx(0.1)
     assert wrk_engine.parse_wrk_output("no summary") is None
 
 
@@ -266,7 +267,16 @@ def test_the_report_opens_with_the_answer_and_ends_with_the_goals(tmp_path, monk
     for stack, speed in (("uwsgi", 1.0), ("gunicorn", 1.1), ("devserver", 0.8)):
         for pxt in (C(1, 1),) if stack == "devserver" else (C(1, 1), C(2, 1)):
             scale = speed * pxt.processes
-            kw = {"p95_ms": 30, "server_cpu_ms": 3.0, "app_cpu_ms": 2.0, "server_cores": 1.0}
+            kw = {
+                "p95_ms": 30,
+                "server_cpu_ms": 3.0,
+                "app_cpu_ms": 2.0,
+                "server_cores": 1.0,
+                "rss_mb": 90.0 * scale,
+                "pss_mb": 60.0 * scale,
+                "uss_mb": 50.0 * scale,
+                "server_processes": pxt.processes + 1,
+            }
             res += [run(stack, pxt, "sequence", 300 * scale, **kw),
                     run(stack, pxt, "cpu", 50 * scale, **kw),
                     run(stack, pxt, "io", 150 * pxt.processes, **kw),
@@ -278,8 +288,10 @@ def test_the_report_opens_with_the_answer_and_ends_with_the_goals(tmp_path, monk
     verdicts = report.write_report(tmp_path, outcome, mode=MODES["quick"], users=32, seconds=2)
     md = (tmp_path / "report.md").read_text()
     headings = re.findall(r"^## (.+)$", md, re.M)
-    assert headings[:3] == ["The answer", "Stack overhead per request",
-                            "The overhead floor: `/up` loaded by wrk"]  # fmt: skip
+    assert headings[:4] == ["The answer", "Stack overhead per request",
+                            "The overhead floor: `/up` loaded by wrk",
+                            "Memory per server process tree"]  # fmt: skip
+    assert "| gunicorn | 2 x 1 | 3 | 198 | 132 | 110 | 44.0 | sequence |" in md
     assert headings[-2:] == ["The project's performance goals", "Files"]
     assert "| CPU-bound: /fib/25?method=naive (~20 ms of CPU) | **gunicorn 2 x 1** | 110.0 |" in md
     assert "| gunicorn | 2 x 1 | floor | wrk | 0.400 | 0.050 | 0.350 | 88% |" in md

@@ -4,9 +4,11 @@ already up; what answers there (its interpreter), and its warm-up."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import re
+import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -68,12 +70,22 @@ def stack_env(concurrency: Concurrency, port: int, **overrides) -> Settings:
     )
 
 
+def compress(path: Path) -> None:
+    """path -> path.gz: access logs of thousands of requests a second compress ~15 x."""
+    with open(path, "rb") as source, gzip.open(f"{path}.gz", "wb") as target:
+        shutil.copyfileobj(source, target)
+    path.unlink()
+
+
 @contextlib.contextmanager
 def native_endpoint(run: StackRun, port: int, log_dir: Path, **overrides) -> Iterator[Endpoint]:
+    """A native stack started at the run's processes x threads; its log in log_dir,
+    compressed once it stopped cleanly (left as it is for a stack that failed)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     settings = stack_env(run.concurrency, port, **overrides)
+    path = log_dir / f"{run.stack}-{run.concurrency.label}.log"
     with (
-        open(log_dir / f"{run.stack}-{run.concurrency.label}.log", "a", encoding="utf-8") as log,
+        open(path, "a", encoding="utf-8") as log,
         run_stack(get_stack(run.stack), settings, log=log) as stack,
     ):
         pids = [proc.pid for proc in stack.procs.values()]
@@ -83,6 +95,7 @@ def native_endpoint(run: StackRun, port: int, log_dir: Path, **overrides) -> Ite
             )
         finally:
             stack.stop(grace=IDLE_STOP_GRACE)
+    compress(path)
 
 
 def docker_port(stack: str) -> int:

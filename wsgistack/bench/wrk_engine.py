@@ -64,7 +64,7 @@ def parse_wrk_output(text: str) -> dict | None:
 
 def fill_from_summary(result: Result, summary: dict) -> None:
     """Requests, failures (non-2xx/3xx answers, timeouts, connect and write errors),
-    connections the server closed, rate and latencies."""
+    connections the server closed, rate, latencies and the app's CPU per request."""
     result.seconds = summary["duration_us"] / 1e6
     result.requests = summary["requests"]
     # not "read": a server closing a connection after its answer without saying so
@@ -78,6 +78,8 @@ def fill_from_summary(result: Result, summary: dict) -> None:
         result.p50_ms = summary["p50_us"] / 1000
         result.p95_ms = summary["p95_us"] / 1000
         result.p99_ms = summary["p99_us"] / 1000
+    if summary.get("server_timing_count"):
+        result.app_cpu_ms = summary["app_cpu_ms_sum"] / summary["server_timing_count"]
 
 
 def children_cpu_seconds() -> float:
@@ -94,7 +96,7 @@ def measure_wrk(
     app_cpu_ms: float | None = None,
 ) -> Result:
     """Load ``endpoint`` with wrk for ``seconds``; ``app_cpu_ms``: the app's CPU per
-    request of this workload from the warm-up's Server-Timing (wrk reads no headers)."""
+    request from the warm-up's Server-Timing, for answers that carry none under load."""
     result = new_result(endpoint, workload, users, WRK)
     binary = wrk_binary()
     if binary is None:
@@ -118,7 +120,8 @@ def measure_wrk(
     # the window: wrk's own run, ending when it exited
     start = max(start, end - result.seconds)
     result.generator_cores = (children_cpu_seconds() - cpu_before) / result.seconds
-    result.app_cpu_ms = app_cpu_ms
+    if result.app_cpu_ms is None:
+        result.app_cpu_ms = app_cpu_ms
     account(result, sampler, start, end)
     result.generator_bound = result.generator_cores >= GENERATOR_BOUND_CORES * WRK_THREADS
     return result

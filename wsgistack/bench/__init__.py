@@ -17,8 +17,8 @@ The package, one job a module:
 Everything lands in ``reports/<timestamp>/``: results.csv and batches.csv,
 report.md and report.html (the charts inlined), charts/*.png, Locust's CSV per
 run in locust/ (its HTML with --locust-html), wrk's output in wrk/ and the
-servers' logs, compressed, in logs/. matplotlib, rich, psutil and Jinja2 are imported by the
-functions that use them, so ``wsgistack up`` never loads them.
+servers' logs, compressed, in logs/. matplotlib, rich, psutil and Jinja2 are
+imported by the functions that use them, so ``wsgistack up`` never loads them.
 
 The names below are the package's public interface (``wsgistack sizing`` uses them).
 """

@@ -211,7 +211,8 @@ def main(args: argparse.Namespace) -> int:
     bench.preflight([args.stack], args.port, docker=False)
     if args.locustfile:
         name = args.user_class or args.locustfile.stem
-        workload = Workload(name, args.user_class or "", f"{args.locustfile} {name}", "/")
+        # no path: which request your app can take to warm up is the locustfile's to say
+        workload = Workload(name, args.user_class or "", f"{args.locustfile} {name}", "")
         locustfile = args.locustfile.resolve()
     else:
         workload, locustfile = bench.WORKLOADS[args.workload], bench.LOCUSTFILE

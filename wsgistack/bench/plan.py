@@ -26,7 +26,7 @@ class Workload:
     # the User class of loadtests/fib.py; "" for a wrk-only workload
     user_class: str
     title: str
-    # the request, for warm-up and for wrk
+    # the request, for warm-up and for wrk ("": no warm-up but Locust's own)
     path: str
     # the class of loadtests/batches.py replaying it, if any
     batch_class: str | None = None

@@ -242,7 +242,24 @@ def test_the_answer_is_a_production_stack_per_workload():
     assert [a.workload for a in found] == ["cpu"]
     assert found[0].recommendation.best.stack == "gunicorn"
     assert [r.stack for r in found[0].others] == ["uwsgi"]
+    assert [r.concurrency for r in found[0].ladder] == [C(2, 1)]
     assert "GIL" in found[0].reason
+
+
+def test_the_answer_picks_the_lightest_run_within_the_noise():
+    res = [
+        run("gunicorn", C(2, 16), "cpu", 120.7),
+        run("apache", C(2, 1), "cpu", 120.1),
+        run("apache", C(1, 1), "cpu", 61.0),
+        run("uwsgi", C(4, 4), "cpu", 114.5),
+    ]
+    (found,) = answer.answers(res, ["cpu"])
+    assert found.recommendation.best.stack == "gunicorn"
+    assert (found.pick.stack, found.pick.concurrency) == ("apache", C(2, 1))
+    # the fastest first, then the other stacks' best; the evidence: apache's matrix
+    assert [(r.stack, r.concurrency) for r in found.others] == [
+        ("gunicorn", C(2, 16)), ("uwsgi", C(4, 4))]  # fmt: skip
+    assert [r.concurrency for r in found.ladder] == [C(1, 1), C(2, 1)]
 
 
 def test_overhead_is_compared_at_one_thread_per_process():
@@ -296,6 +313,7 @@ def test_the_report_opens_with_the_answer_and_ends_with_the_goals(tmp_path, monk
     assert "| CPU-bound: /fib/25?method=naive (~20 ms of CPU) | **gunicorn 2 x 1** | 110.0 |" in md
     assert "| gunicorn | 2 x 1 | floor | wrk | 0.400 | 0.050 | 0.350 | 88% |" in md
     assert "**generator-bound**" in md
+    assert "- **cpu**: gunicorn by processes x threads: 1x1 55.0, 2x1 110.0 req/s." in md
     assert "0.110 s (0.100-0.120, 3 runs)" in md
     assert verdicts and "issue 6" in md
     assert "{{" not in md and "{%" not in md

@@ -79,6 +79,15 @@ class Answer:
     recommendation: Recommendation
     # the best of each other production stack, for comparison
     others: list[Result]
+    # the recommended stack at every processes x threads it ran: the evidence
+    ladder: list[Result] = field(default_factory=list)
+
+    @property
+    def pick(self) -> Result | None:
+        """The lightest run as fast as the fastest within the noise: fewer processes
+        and threads hold less memory and hand the GIL over less."""
+        rec = self.recommendation
+        return rec.lighter[0] if rec.lighter else rec.best
 
 
 def answers(results: list[Result], workloads: list[str]) -> list[Answer]:
@@ -96,6 +105,15 @@ def answers(results: list[Result], workloads: list[str]) -> list[Answer]:
             if best is not None and (rec.best is None or best.stack != rec.best.stack):
                 others.append(best)
         found.append(Answer(name, workload.title, workload.reason, rec, others))
+        pick = found[-1].pick
+        if pick is not None:
+            found[-1].others = [r for r in others if r.stack != pick.stack]
+            if rec.best is not pick:
+                found[-1].others.insert(0, rec.best)
+            found[-1].ladder = sorted(
+                (r for r in runs if r.stack == pick.stack and r.measured),
+                key=lambda r: r.concurrency,
+            )
     return found
 
 

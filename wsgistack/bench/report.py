@@ -148,7 +148,7 @@ RESULT_HEAD = [
 
 
 def answer_row(a: answer.Answer) -> list[str]:
-    best = a.recommendation.best
+    best = a.pick
     if best is None:
         return [a.title, "none met the limits", "-", "-", a.reason]
     label = charts.concurrency_label(best.stack, best.concurrency)

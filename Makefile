@@ -9,10 +9,11 @@ VENV ?= .venv
 SYSTEM_PYTHON ?= /usr/bin/python3
 PY := $(VENV)/bin/python
 STACK ?= uwsgi
-# servers and tools from Debian's archive (see README: native stacks)
+# servers and tools from Debian's archive (see README: native stacks); wrk: the
+# benchmark's second load generator, for the overhead floor
 # (apache2-dev, python3-dev and gcc build mod_wsgi into the venv: see below)
 APT_PACKAGES := nginx uwsgi-core uwsgi-plugin-python3 apache2 apache2-dev \
-	python3 python3-venv python3-dev gcc shellcheck openssl
+	python3 python3-venv python3-dev gcc shellcheck openssl wrk
 # the tests' own tools: curl speaks HTTP/2, Chromium runs the front page
 TEST_APT_PACKAGES := curl chromium
 
@@ -93,7 +94,7 @@ test: deps test-deps venv docker-deps ## install what is needed, then run the wh
 	$(PY) -m pytest
 
 .PHONY: test-unit
-test-unit: venv ## the app's unit and property tests only (no servers)
+test-unit: venv ## the unit and property tests only (the app, the benchmark's logic; no servers)
 	$(PY) -m pytest tests/unit
 
 .PHONY: lint

@@ -11,7 +11,12 @@ from datetime import datetime
 from pathlib import Path
 
 from wsgistack.bench.console import print_summary
-from wsgistack.bench.endpoints import DOCKER_PORT_VARIABLES, docker_endpoint, stack_env
+from wsgistack.bench.endpoints import (
+    DOCKER_PORT_VARIABLES,
+    docker_endpoint,
+    stack_env,
+    swarm_stack_name,
+)
 from wsgistack.bench.execute import execute, interruptible
 from wsgistack.bench.locust_engine import BATCH_LOCUSTFILE, LOCUSTFILE, PROBE
 from wsgistack.bench.plan import (
@@ -126,6 +131,14 @@ def add_parser(sub) -> None:
         help="load the compose stacks already up (docker compose --profile STACK up -d) "
         "at the processes x threads they run with, instead of starting native ones",
     )
+    parser.add_argument(
+        "--swarm",
+        type=lambda text: [int(n) for n in text.split(",")],
+        metavar="REPLICAS",
+        help="load the Docker Swarm stack (deploy/swarm/stack.yaml) deployed with each of "
+        "these app replica counts in turn, e.g. 1,2,4 (the images must be built; swarm "
+        "mode is entered and left if needed): CPU-bound, sequence and I/O workloads",
+    )
     add_common_arguments(parser, default_port=8090)
     parser.set_defaults(func=main)
 
@@ -186,8 +199,14 @@ def main(args: argparse.Namespace) -> int:
             "--docker measures the compose stacks at the processes x threads they were started "
             "with (WSGI_PROCESSES and WSGI_THREADS in .env); --settings cannot change it"
         )
-    stacks = preflight(args.stacks, args.port, args.docker)
-    if args.docker:
+    if args.swarm and (args.docker or args.settings):
+        raise StackError("--swarm runs the swarm stack at its own processes x threads alone")
+    stacks = [] if args.swarm else preflight(args.stacks, args.port, args.docker)
+    if args.swarm:
+        # no replay: the batches compare the development server with the stacks
+        plan = [StackRun(swarm_stack_name(n), Concurrency(0, 0), list(BENCH_WORKLOADS), {})
+                for n in args.swarm]  # fmt: skip
+    elif args.docker:
         plan = [StackRun(s, docker_endpoint(s).concurrency, list(BENCH_WORKLOADS),
                          dict(mode.replay_sizes)) for s in stacks]  # fmt: skip
     else:
@@ -200,7 +219,8 @@ def main(args: argparse.Namespace) -> int:
             docker=args.docker, engine_html=args.locust_html,
         )  # fmt: skip
     verdicts = write_report(
-        out_dir, outcome, mode=mode, users=args.users, seconds=seconds, docker=args.docker,
+        out_dir, outcome, mode=mode, users=args.users, seconds=seconds,
+        docker=args.docker or bool(args.swarm),
         engine_html=args.locust_html,
     )  # fmt: skip
     print_summary(outcome, verdicts, out_dir)

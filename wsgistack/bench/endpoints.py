@@ -30,6 +30,8 @@ DOCKER_PORT_VARIABLES = {
     "apache": "APACHE_HTTP_PORT",
     "gunicorn": "GUNICORN_HTTP_PORT",
 }
+# a swarm run's stack name: "swarm-2" is nginx in front of 2 uWSGI replicas
+SWARM_PREFIX = "swarm-"
 _SERVER_CPU = re.compile(r"\bcpu;dur=([0-9.]+)")
 # no proxy from the environment: the load stays on 127.0.0.1
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -98,6 +100,29 @@ def native_endpoint(run: StackRun, port: int, log_dir: Path, **overrides) -> Ite
     compress(path)
 
 
+def swarm_stack_name(replicas: int) -> str:
+    """The name a swarm run has in the results: the replicas are its point."""
+    return f"{SWARM_PREFIX}{replicas}"
+
+
+@contextlib.contextmanager
+def swarm_endpoint(stack: str, port: int) -> Iterator[Endpoint]:
+    """The swarm stack (deploy/swarm/stack.yaml) deployed with the run's number of
+    app replicas on ``port`` for the ``with`` block, removed after it; its
+    processes x threads (per replica) as its /info reports it."""
+    from wsgistack import swarm  # docker-only: imported when a swarm run starts
+
+    replicas = int(stack.removeprefix(SWARM_PREFIX))
+    try:
+        with swarm.deployed(replicas, port=port) as base_url:
+            status, body = http_get(base_url + "/info", timeout=5)
+            configured = json.loads(body).get("configured") or {} if status == 200 else {}
+            pxt = Concurrency(configured.get("processes") or 0, configured.get("threads") or 0)
+            yield Endpoint(stack, pxt, base_url, [], interpreter(base_url))
+    except swarm.SwarmError as exc:
+        raise StackError(f"swarm: {exc}") from None
+
+
 def docker_port(stack: str) -> int:
     return int(os.environ.get(DOCKER_PORT_VARIABLES[stack], get_stack(stack).default_port))
 
@@ -122,7 +147,10 @@ def docker_endpoint(stack: str) -> Endpoint:
 
 @contextlib.contextmanager
 def open_endpoint(run: StackRun, port: int, out_dir: Path, docker: bool, overrides: dict):
-    if docker:
+    if run.stack.startswith(SWARM_PREFIX):
+        with swarm_endpoint(run.stack, port) as endpoint:
+            yield endpoint
+    elif docker:
         yield docker_endpoint(run.stack)
     else:
         with native_endpoint(run, port, out_dir / "logs", **overrides) as endpoint:

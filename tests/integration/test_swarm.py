@@ -16,6 +16,7 @@ and a killed replica cost 0 failed requests.
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import time
@@ -209,3 +210,20 @@ def test_stack_is_removed_cleanly(stack):
     assert swarm.leftovers(NAME) == []
     networks = swarm.docker("network", "ls", "--format", "{{.Name}}").split()
     assert not [n for n in networks if n.startswith(f"{NAME}_")]
+
+
+def test_the_benchmark_loads_the_swarm_stack(tmp_path, monkeypatch):
+    """`wsgistack bench --swarm 1` deploys the stack with one replica, measures
+    its workloads through nginx and removes it again."""
+    from wsgistack import cli
+
+    monkeypatch.setenv("IMAGE_TAG", IMAGE_TAG)
+    out = tmp_path / "report"
+    code = cli.main(["bench", "--swarm", "1", "--quick", "--duration", "2",
+                     "--port", str(PORT + 1), "--out", str(out)])  # fmt: skip
+    assert code == 0
+    with open(out / "results.csv", newline="") as source:
+        rows = list(csv.DictReader(source))
+    assert {row["stack"] for row in rows} == {"swarm-1"}, rows
+    assert all(int(row["requests"]) > 0 and not row["error"] for row in rows), rows
+    assert swarm.leftovers("wsgistack-bench") == []

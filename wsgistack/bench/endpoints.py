@@ -32,6 +32,8 @@ DOCKER_PORT_VARIABLES = {
 }
 # a swarm run's stack name: "swarm-2" is nginx in front of 2 uWSGI replicas
 SWARM_PREFIX = "swarm-"
+# a stack name of the benchmark's own, so that it never removes a user's stack
+SWARM_BENCH_NAME = "wsgistack-bench"
 _SERVER_CPU = re.compile(r"\bcpu;dur=([0-9.]+)")
 # no proxy from the environment: the load stays on 127.0.0.1
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -107,14 +109,16 @@ def swarm_stack_name(replicas: int) -> str:
 
 @contextlib.contextmanager
 def swarm_endpoint(stack: str, port: int) -> Iterator[Endpoint]:
-    """The swarm stack (deploy/swarm/stack.yaml) deployed with the run's number of
-    app replicas on ``port`` for the ``with`` block, removed after it; its
+    """The swarm stack (deploy/swarm/stack.yaml, images tagged IMAGE_TAG) deployed
+    with the run's number of app replicas on ``port`` for the ``with`` block,
+    removed after it; its
     processes x threads (per replica) as its /info reports it."""
     from wsgistack import swarm  # docker-only: imported when a swarm run starts
 
     replicas = int(stack.removeprefix(SWARM_PREFIX))
     try:
-        with swarm.deployed(replicas, port=port) as base_url:
+        tag = os.environ.get("IMAGE_TAG", "latest")
+        with swarm.deployed(replicas, name=SWARM_BENCH_NAME, port=port, image_tag=tag) as base_url:
             status, body = http_get(base_url + "/info", timeout=5)
             configured = json.loads(body).get("configured") or {} if status == 200 else {}
             pxt = Concurrency(configured.get("processes") or 0, configured.get("threads") or 0)

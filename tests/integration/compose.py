@@ -59,12 +59,20 @@ def run(args: list[str], *, timeout: float = 120, check: bool = True, env=None):
     return result
 
 
+# a stack's HTTPS port in the tests: its HTTP port + this (free: the ports in
+# use are PORT_BASE to PORT_BASE + 19)
+HTTPS_OFFSET = 400
+
+
 def compose_env(extra: dict[str, str] | None = None, ports=HOST_PORTS) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         UWSGI_HTTP_PORT=str(ports["uwsgi"]),
         APACHE_HTTP_PORT=str(ports["apache"]),
         GUNICORN_HTTP_PORT=str(ports["gunicorn"]),
+        # the HTTPS ports (published whether TLS is on or not), beside them
+        UWSGI_HTTPS_PORT=str(ports["uwsgi"] + HTTPS_OFFSET),
+        APACHE_HTTPS_PORT=str(ports["apache"] + HTTPS_OFFSET),
         LOCUST_WEB_PORT=str(LOCUST_WEB_PORT),
         # `up --wait` returns one interval after the servers are ready
         HEALTHCHECK_INTERVAL="2s",

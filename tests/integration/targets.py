@@ -199,8 +199,10 @@ class ComposeTarget:
     def __post_init__(self) -> None:
         port = find_free_port()
         overrides = {**SUITE_SETTINGS, **self.overrides}
+        # the HTTPS port is published whether TLS is on or not: a free one
+        self.https_port = find_free_port()
         if overrides.get("TLS"):
-            overrides["TLS_PUBLIC_PORT"] = find_free_port()
+            overrides["TLS_PUBLIC_PORT"] = self.https_port
         self.settings = Settings.from_env({}, **overrides, PORT=port)
         self.base_url = f"http://127.0.0.1:{port}"
         self.https_url = f"https://127.0.0.1:{self.settings.TLS_PUBLIC_PORT}"
@@ -220,7 +222,7 @@ class ComposeTarget:
             **knobs,
             **SUITE_APP_ENV,
             COMPOSE_PORT_VARIABLES[self.profile]: str(self.settings.PORT),
-            COMPOSE_HTTPS_PORT_VARIABLES[self.profile]: str(self.settings.TLS_PUBLIC_PORT),
+            COMPOSE_HTTPS_PORT_VARIABLES[self.profile]: str(self.https_port),
             "STOP_GRACE_PERIOD": f"{self.settings.STOP_GRACE_PERIOD}s",
             # a restarted container would hide a crash from the suite
             "RESTART_POLICY": "no",

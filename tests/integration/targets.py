@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,8 +207,9 @@ class ComposeTarget:
         self.settings = Settings.from_env({}, **overrides, PORT=port)
         self.base_url = f"http://127.0.0.1:{port}"
         self.https_url = f"https://127.0.0.1:{self.settings.TLS_PUBLIC_PORT}"
-        # one project per suite stack (docker-uwsgi and docker-uwsgi-edge run side by side)
-        self.project = f"wsgistack-suite-{self.log_path.stem}-{os.getpid()}"
+        # a project per target: the session's docker-uwsgi, docker-uwsgi-edge and
+        # a fresh docker-uwsgi that a test stops all run side by side
+        self.project = f"wsgistack-suite-{self.log_path.stem}-{uuid.uuid4().hex[:8]}"
         self._stopping: subprocess.Popen | None = None
         self._engine = False
 

@@ -15,6 +15,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -116,11 +117,17 @@ def test_one_request_id_is_in_the_proxys_the_app_servers_and_the_apps_log(stack)
         answer = https(stack, path, headers=headers)
     assert answer.status == 200
     [request_id] = answer.headers.get_all("X-Request-ID")
-    logs = stack.log_tail(400)
-    lines = [line for line in logs.splitlines() if request_id in line]
-    proxy = [line for line in lines if f'"request":"GET {path}' in line]
-    app_server = [line for line in lines if '"msecs":' in line]
-    app = [line for line in lines if "GET /io 200 in" in line]
+    # a server writes its access log line once the answer is sent: allow it a moment
+    deadline = time.monotonic() + 5
+    while True:
+        logs = stack.log_tail(400)
+        lines = [line for line in logs.splitlines() if request_id in line]
+        proxy = [line for line in lines if f'"request":"GET {path}' in line]
+        app_server = [line for line in lines if '"msecs":' in line]
+        app = [line for line in lines if "GET /io 200 in" in line]
+        if (proxy and app_server and app) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert proxy and app_server and app, "\n".join(lines) or logs[-3000:]
 
 

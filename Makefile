@@ -32,11 +32,12 @@ deps: ## install the Debian packages the native stacks need (as root; else say w
 		echo "install them with: sudo apt-get install $$missing (tests of those servers skip meanwhile)"; \
 	fi
 
-$(VENV)/.installed: requirements-dev.txt requirements.txt requirements-loadtest.txt pyproject.toml
+$(VENV)/.installed: requirements-dev.txt requirements.txt requirements-loadtest.txt \
+		requirements-granian.txt pyproject.toml
 	@test -x $(SYSTEM_PYTHON) || { echo "$(SYSTEM_PYTHON) missing: apt-get install python3 python3-venv"; exit 1; }
 	$(SYSTEM_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt -r requirements-granian.txt
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 

@@ -40,6 +40,12 @@ CONTAINERIZED = PROXIED - {"graceful_reload"}
 # limit, no slow-client defence, no security headers (deploy/gunicorn/)
 GUNICORN = {"endpoints", "concurrency", "bad_input", "graceful_stop", "graceful_reload"}
 
+# granian alone, like gunicorn: no proxy in front, so no per-request timeout,
+# no overload shedding, no Host check, no body limit, no slow-body defence, no
+# security headers; and a stop finishes the requests in flight but resets the
+# connections still queued in the kernel's backlog (deploy/granian/serve.py)
+GRANIAN = {"endpoints", "concurrency", "bad_input", "graceful_reload"}
+
 BEHAVIOURS: dict[str, set[str]] = {
     "uwsgi": NGINX_UWSGI,
     # uWSGI with threads: harakiri is one deadline per worker, re-armed by every
@@ -51,6 +57,7 @@ BEHAVIOURS: dict[str, set[str]] = {
     "docker-uwsgi": CONTAINERIZED | {"header_limits", "follows_recreated_app"},
     "docker-apache": CONTAINERIZED,
     "docker-gunicorn": GUNICORN - {"graceful_reload"},
+    "granian": GRANIAN,
     # the development server is a baseline for comparison, not for production
     "devserver": {"endpoints"},
 }

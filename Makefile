@@ -64,6 +64,10 @@ base-image: ## build a local debian:trixie-slim stand-in where Docker Hub is unr
 docker-build: ## build every image (wsgistack-<target>:latest)
 	docker compose --profile '*' build
 
+.PHONY: freethreaded
+freethreaded: ## build the free-threaded CPython image (wsgistack-freethreaded; PYTHON_FT_VERSION=3.13)
+	time docker compose --profile freethreaded build
+
 .PHONY: test
 test: deps venv docker-deps ## install what is needed, then run the whole test suite
 	$(PY) -m pytest

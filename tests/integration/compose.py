@@ -17,17 +17,31 @@ ROOT = Path(__file__).resolve().parents[2]
 # container tests side by side on one engine
 PROJECT = os.environ.get("WSGISTACK_TEST_PROJECT", "wsgistack-test")
 PORT_BASE = int(os.environ.get("WSGISTACK_TEST_PORT_BASE", "28080"))
-HOST_PORTS = {"uwsgi": PORT_BASE, "apache": PORT_BASE + 1, "gunicorn": PORT_BASE + 2}
+HOST_PORTS = {
+    "uwsgi": PORT_BASE,
+    "apache": PORT_BASE + 1,
+    "gunicorn": PORT_BASE + 2,
+    "granian": PORT_BASE + 3,
+    # granian on the free-threaded interpreter; gunicorn-ft next to it
+    "freethreaded": PORT_BASE + 4,
+}
+GUNICORN_FT_PORT = PORT_BASE + 5
 LOCUST_WEB_PORT = PORT_BASE + 9
 IMAGE_TAG = os.environ.get("IMAGE_TAG", "latest")
 # Locust gets a project of its own, so that it never touches the stack under test
 LOCUST_PROJECT = f"{PROJECT}-locust"
 STACKS = tuple(HOST_PORTS)
 # the compose services of each stack; the first one answers HTTP
-SERVICES = {"uwsgi": ("uwsgi-nginx", "uwsgi-app"), "apache": ("apache",), "gunicorn": ("gunicorn",)}
+SERVICES = {
+    "uwsgi": ("uwsgi-nginx", "uwsgi-app"),
+    "apache": ("apache",),
+    "gunicorn": ("gunicorn",),
+    "granian": ("granian",),
+    "freethreaded": ("granian-ft", "gunicorn-ft"),
+}
 IMAGES = {
     target: f"wsgistack-{target}:{IMAGE_TAG}"
-    for target in ("uwsgi", "nginx", "apache", "gunicorn", "locust")
+    for target in ("uwsgi", "nginx", "apache", "gunicorn", "locust", "granian", "freethreaded")
 }
 STOP_SIGNALS = {
     "uwsgi": "SIGTERM",  # with hook-master-start = unix_signal:15 gracefully_kill_them_all
@@ -35,6 +49,8 @@ STOP_SIGNALS = {
     "apache": "SIGWINCH",
     "gunicorn": "SIGTERM",
     "locust": "SIGTERM",
+    "granian": "SIGTERM",
+    "freethreaded": "SIGTERM",
 }
 # an arbitrary UID with GID 0, as OpenShift runs containers
 ARBITRARY_USER = "12345:0"
@@ -60,6 +76,9 @@ def compose_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         UWSGI_HTTP_PORT=str(HOST_PORTS["uwsgi"]),
         APACHE_HTTP_PORT=str(HOST_PORTS["apache"]),
         GUNICORN_HTTP_PORT=str(HOST_PORTS["gunicorn"]),
+        GRANIAN_HTTP_PORT=str(HOST_PORTS["granian"]),
+        GRANIAN_FT_HTTP_PORT=str(HOST_PORTS["freethreaded"]),
+        GUNICORN_FT_HTTP_PORT=str(GUNICORN_FT_PORT),
         LOCUST_WEB_PORT=str(LOCUST_WEB_PORT),
         # `up --wait` returns one interval after the servers are ready
         HEALTHCHECK_INTERVAL="2s",

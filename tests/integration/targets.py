@@ -154,6 +154,8 @@ COMPOSE_PORT_VARIABLES = {
     "uwsgi": "UWSGI_HTTP_PORT",
     "apache": "APACHE_HTTP_PORT",
     "gunicorn": "GUNICORN_HTTP_PORT",
+    "granian": "GRANIAN_HTTP_PORT",
+    "freethreaded": "GRANIAN_FT_HTTP_PORT",
 }
 
 

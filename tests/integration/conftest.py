@@ -58,6 +58,10 @@ BEHAVIOURS: dict[str, set[str]] = {
     "docker-apache": CONTAINERIZED,
     "docker-gunicorn": GUNICORN - {"graceful_reload"},
     "granian": GRANIAN,
+    "docker-granian": GRANIAN - {"graceful_reload"},
+    # granian on free-threaded CPython: its workers are threads of one process,
+    # so the one-pid-per-process check of "concurrency" cannot show there
+    "docker-freethreaded": GRANIAN - {"graceful_reload", "concurrency"},
     # the development server is a baseline for comparison, not for production
     "devserver": {"endpoints"},
 }

@@ -157,6 +157,9 @@ COMPOSE_PORT_VARIABLES = {
     "granian": "GRANIAN_HTTP_PORT",
     "freethreaded": "GRANIAN_FT_HTTP_PORT",
 }
+# the other ports a profile publishes: free ones too, so that a suite project
+# never holds a port of the container tests' project
+COMPOSE_OTHER_PORT_VARIABLES = {"freethreaded": ("GUNICORN_FT_HTTP_PORT",)}
 
 
 @dataclass
@@ -173,6 +176,10 @@ class ComposeTarget:
         self.settings = Settings.from_env({}, **{**SUITE_SETTINGS, **self.overrides}, PORT=port)
         self.base_url = f"http://127.0.0.1:{port}"
         self.project = f"wsgistack-suite-{self.profile}-{os.getpid()}"
+        self.other_ports = {
+            variable: str(find_free_port())
+            for variable in COMPOSE_OTHER_PORT_VARIABLES.get(self.profile, ())
+        }
         self._stopping: subprocess.Popen | None = None
         self._engine = False
 
@@ -186,6 +193,7 @@ class ComposeTarget:
             **knobs,
             **SUITE_APP_ENV,
             COMPOSE_PORT_VARIABLES[self.profile]: str(self.settings.PORT),
+            **self.other_ports,
             "STOP_GRACE_PERIOD": f"{self.settings.STOP_GRACE_PERIOD}s",
             # a restarted container would hide a crash from the suite
             "RESTART_POLICY": "no",

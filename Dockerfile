@@ -1,9 +1,9 @@
 # One Dockerfile, one target per server (compose.yaml builds and names them):
 #
-#   uwsgi     the app under uWSGI, uwsgi-protocol socket 0.0.0.0:3031,
-#             reached only by nginx over the compose network, never published
+#   uwsgi     the app under uWSGI, uwsgi-protocol socket 0.0.0.0:3031, on a
+#             compose network only nginx joins (compose.yaml), never published
 #   nginx     nginx on 8080 in front of the uwsgi target
-#   apache    Apache + mod_wsgi (daemon mode) on 8081
+#   apache    Apache + mod_wsgi 6 (daemon mode, built in a stage) on 8081
 #   gunicorn  the app under gunicorn on 8082
 #   locust    Locust master or worker; web UI on 8089
 #
@@ -92,6 +92,26 @@ RUN --mount=type=secret,id=ca_bundle,required=false \
 RUN echo /srv > "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/wsgistack-src.pth"
 
 ###############################################################################
+# the apache image's venv: the app's, plus mod_wsgi 6.1.1 compiled against
+# trixie's Apache and python3 (requirements-mod_wsgi.txt says why not Debian's
+# libapache2-mod-wsgi-py3). The compiler and headers stay in this stage.
+FROM app-venv AS mod-wsgi-venv
+
+# unpinned on purpose, as in the base stage: the Debian suite is the pin
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        apache2-dev python3-dev gcc \
+    && rm -rf /var/lib/apt/lists/*
+
+COPY requirements-mod_wsgi.txt /tmp/requirements-mod_wsgi.txt
+RUN --mount=type=secret,id=ca_bundle,required=false \
+    if [ -s /run/secrets/ca_bundle ]; then \
+        export PIP_CERT=/run/secrets/ca_bundle REQUESTS_CA_BUNDLE=/run/secrets/ca_bundle; \
+    fi; \
+    /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements-mod_wsgi.txt
+
+###############################################################################
 FROM venv-builder AS locust-venv
 
 COPY requirements-loadtest.txt /tmp/requirements-loadtest.txt
@@ -115,22 +135,28 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 COPY --from=app-venv /opt/venv /opt/venv
-COPY docker/entrypoint.sh docker/healthcheck.py /usr/local/bin/
+# memory_rule.py: the entrypoint's warning when APP_MEMORY is too small
+COPY docker/entrypoint.sh docker/healthcheck.py docker/memory_rule.py /usr/local/bin/
 COPY --chown=${UID}:${GID} wsgistack /srv/wsgistack
 COPY --chown=${UID}:${GID} deploy/uwsgi /srv/deploy/uwsgi
 COPY --chown=${UID}:${GID} app /srv/app
 
 # UWSGI_SOCKET: TCP, so that nginx in another container reaches it
+# the uwsgi stack's shape: processes of one thread each (harakiri is exact
+# only so, docs/nginx-uwsgi.md); the nginx image carries the same for its limits
 ENV UWSGI_SOCKET=0.0.0.0:3031 \
+    WSGI_PROCESSES=8 \
+    WSGI_THREADS=1 \
     WSGISTACK_TEMPLATES=/srv/deploy/uwsgi/uwsgi.ini
 
 USER ${UID}:${GID}
 EXPOSE 3031
 # uWSGI drains on SIGTERM: uwsgi.ini maps signal 15 to gracefully_kill_them_all
 STOPSIGNAL SIGTERM
-# the socket speaks the uwsgi protocol, so the check does too
+# readiness through uWSGI to the app; the socket speaks the uwsgi protocol,
+# so the check does too
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/healthcheck.py", "uwsgi://$UWSGI_SOCKET/up"]
+    CMD ["/usr/local/bin/healthcheck.py", "uwsgi://$UWSGI_SOCKET/readyz"]
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 # the entrypoint renders into RUN_DIR (/tmp/wsgistack in every image); a
 # changed RUN_DIR needs the paths in CMD changed too
@@ -145,27 +171,34 @@ ARG GID
 # unpinned on purpose, as in the base stage: the Debian suite is the pin
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx openssl \
     && rm -rf /var/lib/apt/lists/*
 
-# no app and no venv here: the renderer needs the standard library only
+# no app and no venv here: the renderer needs the standard library only,
+# openssl makes the throwaway certificate when TLS=1 and none is mounted
 COPY docker/entrypoint.sh docker/healthcheck.py /usr/local/bin/
 COPY --chown=${UID}:${GID} wsgistack /srv/wsgistack
 COPY --chown=${UID}:${GID} deploy/nginx /srv/deploy/nginx
+# the front page's CSS and JS, which nginx serves itself: STATIC_ROOT's
+# default beside /srv/wsgistack
+COPY --chown=${UID}:${GID} app/static /srv/app/static
 
 # UWSGI_SOCKET: the uwsgi target's service name in compose.yaml
 # the whole folder: nginx.conf includes conf.d/, snippets/ and uwsgi_params
 ENV PORT=8080 \
     UWSGI_SOCKET=uwsgi-app:3031 \
+    WSGI_PROCESSES=8 \
+    WSGI_THREADS=1 \
     WSGISTACK_TEMPLATES=/srv/deploy/nginx
 
 USER ${UID}:${GID}
-EXPOSE 8080
+EXPOSE 8080 8443
 # nginx finishes the requests in flight on SIGQUIT; SIGTERM would cut them
 STOPSIGNAL SIGQUIT
-# through nginx to uWSGI and the app, not just nginx itself
+# readiness: through nginx to uWSGI and the app, not just nginx itself (that
+# is /livez); answered whatever the Host header (snippets/health.conf)
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/up"]
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 # -e stderr: nginx opens its built-in error log before reading the config,
 # which fails as non-root on a read-only root filesystem
@@ -179,29 +212,37 @@ ARG UID
 ARG GID
 
 # apache2-bin: the server and its modules, without the apache2 package's
-# perl, scripts and Debian site layout that a rendered httpd.conf does not use
+# perl, scripts and Debian site layout that a rendered httpd.conf does not use;
+# libpython3.X: the shared Python library the venv's mod_wsgi links to;
+# openssl makes the throwaway certificate when TLS=1 and none is mounted
 # unpinned on purpose, as in the base stage: the Debian suite is the pin
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        apache2-bin libapache2-mod-wsgi-py3 \
+        apache2-bin openssl \
+        "$(python3 -c 'import sys; print("libpython%d.%d" % sys.version_info[:2])')" \
     && rm -rf /var/lib/apt/lists/*
 
-COPY --from=app-venv /opt/venv /opt/venv
+# mod_wsgi's module is in the venv; httpd.conf's LoadModule finds it from VENV
+COPY --from=mod-wsgi-venv /opt/venv /opt/venv
 COPY docker/entrypoint.sh docker/healthcheck.py /usr/local/bin/
 COPY --chown=${UID}:${GID} wsgistack /srv/wsgistack
 COPY --chown=${UID}:${GID} deploy/apache-mod_wsgi /srv/deploy/apache-mod_wsgi
+# the app, and app/static: the front page's CSS and JS, which Apache serves
+# itself (STATIC_ROOT's default beside /srv/wsgistack)
 COPY --chown=${UID}:${GID} app /srv/app
 
 ENV PORT=8081 \
     WSGISTACK_TEMPLATES=/srv/deploy/apache-mod_wsgi
 
 USER ${UID}:${GID}
-EXPOSE 8081
+# 8443: HTTPS, with TLS=1
+EXPOSE 8081 8443
 # graceful-stop: Apache lets the requests in flight finish on SIGWINCH
 STOPSIGNAL SIGWINCH
+# readiness, through Apache to the app; answered whatever SERVER_NAMES says
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/up"]
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 # -d: the ServerRoot that httpd.conf's relative paths start from
 CMD ["apache2", "-d", "/tmp/wsgistack/apache-mod_wsgi", "-f", "/tmp/wsgistack/apache-mod_wsgi/httpd.conf", "-DFOREGROUND"]
@@ -228,8 +269,9 @@ USER ${UID}:${GID}
 EXPOSE 8082
 # gunicorn's workers finish their requests on SIGTERM (within graceful_timeout)
 STOPSIGNAL SIGTERM
+# readiness: the app answers it (no proxy in front)
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/up"]
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 CMD ["gunicorn", "--config", "/srv/deploy/gunicorn/gunicorn.conf.py"]
 
@@ -364,7 +406,7 @@ EXPOSE 8085
 # granian and gunicorn both let in-flight requests finish on SIGTERM
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/up"]
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 CMD ["python", "/srv/deploy/granian/serve.py"]
 
@@ -406,6 +448,6 @@ EXPOSE 8085
 # (within workers_kill_timeout)
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/up"]
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 CMD ["python", "/srv/deploy/granian/serve.py"]

@@ -9,9 +9,13 @@ VENV ?= .venv
 SYSTEM_PYTHON ?= /usr/bin/python3
 PY := $(VENV)/bin/python
 STACK ?= uwsgi
-# servers and tools from Debian's archive (see README: native stacks)
-APT_PACKAGES := nginx uwsgi-core uwsgi-plugin-python3 apache2 libapache2-mod-wsgi-py3 \
-	python3 python3-venv shellcheck
+# servers and tools from Debian's archive (see README: native stacks); wrk: the
+# benchmark's second load generator, for the overhead floor
+# (apache2-dev, python3-dev and gcc build mod_wsgi into the venv: see below)
+APT_PACKAGES := nginx uwsgi-core uwsgi-plugin-python3 apache2 apache2-dev \
+	python3 python3-venv python3-dev gcc shellcheck openssl wrk
+# the tests' own tools: curl speaks HTTP/2, Chromium runs the front page
+TEST_APT_PACKAGES := curl chromium
 
 .PHONY: help
 help: ## list the tasks
@@ -19,9 +23,9 @@ help: ## list the tasks
 		awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  variables: STACK=$(STACK) (for up), VENV=$(VENV)"
 
-.PHONY: deps
-deps: ## install the Debian packages the native stacks need (as root; else say which)
-	@missing=$$(for p in $(APT_PACKAGES); do \
+# what `make deps` installs (or names), given the packages
+define apt_install
+	@missing=$$(for p in $(1); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
@@ -31,6 +35,15 @@ deps: ## install the Debian packages the native stacks need (as root; else say w
 		echo "missing Debian packages: $$missing"; \
 		echo "install them with: sudo apt-get install $$missing (tests of those servers skip meanwhile)"; \
 	fi
+endef
+
+.PHONY: deps
+deps: ## install the Debian packages the native stacks need (as root; else say which)
+	$(call apt_install,$(APT_PACKAGES))
+
+.PHONY: test-deps
+test-deps: ## install what the tests need beyond the stacks: curl (HTTP/2), headless Chromium
+	$(call apt_install,$(TEST_APT_PACKAGES))
 
 $(VENV)/.installed: requirements-dev.txt requirements.txt requirements-loadtest.txt \
 		requirements-granian.txt pyproject.toml
@@ -41,8 +54,21 @@ $(VENV)/.installed: requirements-dev.txt requirements.txt requirements-loadtest.
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
+# the Apache stack's mod_wsgi, compiled into the venv against Debian's
+# apache2-dev (apxs) and python3-dev (about 20 s). Without them it is not built
+# (tried again on the next `make venv`): the Apache stack then refuses to start
+# and its tests skip, or fail in CI.
+$(VENV)/.mod_wsgi: requirements-mod_wsgi.txt $(VENV)/.installed
+	@if command -v apxs >/dev/null && \
+		[ -e /usr/include/$$(basename $$(readlink -f $(SYSTEM_PYTHON)))/Python.h ]; then \
+		echo "building mod_wsgi into $(VENV)"; \
+		$(PY) -m pip install -q -r requirements-mod_wsgi.txt && touch $@; \
+	else \
+		echo "apache2-dev or python3-dev missing: mod_wsgi not built (make deps installs them)"; \
+	fi
+
 .PHONY: venv
-venv: $(VENV)/.installed ## make the virtualenv with the pinned dependencies
+venv: $(VENV)/.installed $(VENV)/.mod_wsgi ## make the virtualenv with the pinned dependencies
 
 .PHONY: docker-deps
 docker-deps: ## in CI as root: install and start Docker + Compose v2, build the base image
@@ -69,11 +95,11 @@ freethreaded: ## build the free-threaded CPython image (wsgistack-freethreaded; 
 	time docker compose --profile freethreaded build
 
 .PHONY: test
-test: deps venv docker-deps ## install what is needed, then run the whole test suite
+test: deps test-deps venv docker-deps ## install what is needed, then run the whole test suite
 	$(PY) -m pytest
 
 .PHONY: test-unit
-test-unit: venv ## the app's unit and property tests only (no servers)
+test-unit: venv ## the unit and property tests only (the app, the benchmark's logic; no servers)
 	$(PY) -m pytest tests/unit
 
 .PHONY: lint
@@ -108,3 +134,37 @@ lock: ## re-resolve and pin the dependencies (requirements*.txt)
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .lock-venv .lock-all.txt .hypothesis .benchmarks .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# --- Docker Swarm: nginx -> N uWSGI replicas (deploy/swarm/stack.yaml; README: Docker Swarm)
+REPLICAS ?= 2
+IMAGE_TAG ?= latest
+SWARM_NAME ?= wsgistack
+SWARM_PORT ?= 8090
+# wrk's options for swarm-throughput: 1 thread, 32 connections, 10 s per figure
+SWARM_WRK ?= -t1 -c32 -d10s
+SWARM_FLAGS = --name $(SWARM_NAME) --port $(SWARM_PORT)
+
+.PHONY: swarm-deploy
+swarm-deploy: venv ## build the images, enter swarm mode if needed, deploy: make swarm-deploy REPLICAS=2
+	IMAGE_TAG=$(IMAGE_TAG) docker compose --profile uwsgi build
+	$(VENV)/bin/wsgistack swarm deploy --init --replicas $(REPLICAS) --tag $(IMAGE_TAG) $(SWARM_FLAGS)
+
+.PHONY: swarm-scale
+swarm-scale: venv ## set the swarm stack's app replicas: make swarm-scale REPLICAS=4
+	$(VENV)/bin/wsgistack swarm scale --replicas $(REPLICAS) $(SWARM_FLAGS)
+
+.PHONY: swarm-rm
+swarm-rm: venv ## remove the swarm stack (LEAVE=1: then leave swarm mode too)
+	$(VENV)/bin/wsgistack swarm rm --name $(SWARM_NAME) $(if $(LEAVE),--leave)
+
+.PHONY: swarm-throughput
+swarm-throughput: venv ## wrk through the swarm stack's nginx with 1, 2 and 4 replicas
+	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
+	@for n in 1 2 4; do \
+		$(VENV)/bin/wsgistack swarm scale --replicas $$n $(SWARM_FLAGS) >/dev/null || exit 1; \
+		for path in '/fib/sequence?n=1000' '/io?ms=100'; do \
+			wrk $(SWARM_WRK) "http://127.0.0.1:$(SWARM_PORT)$$path" | awk -v n=$$n -v p="$$path" \
+				'/Requests\/sec/ {rps=$$2} /Non-2xx/ {bad=$$NF} \
+				END {printf "replicas %d  %-22s %8s rps  non-2xx %d\n", n, p, rps, bad}'; \
+		done; \
+	done

@@ -9,7 +9,9 @@ this order, later sources winning:
 3. the ``config`` mapping passed to ``create_app`` (tests).
 
 ``WSGI_PROCESSES`` and ``WSGI_THREADS`` (no prefix) are set by the
-deployment and only reported by ``/info``.
+deployment and only reported by ``/info``; ``TRUSTED_PROXIES`` and
+``SLOW_REQUEST_MS`` (no prefix either) are the stack's knobs of the same name
+(wsgistack/settings.py), read here too.
 """
 
 import logging
@@ -21,9 +23,9 @@ from typing import Any
 
 from flask import Flask, current_app, request
 from flask.logging import default_handler
-from werkzeug.exceptions import RequestURITooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, RequestURITooLarge
 
-from app import fanout, fib, problems, timing
+from app import fanout, fib, forwarded, problems, request_log, timing
 
 DEFAULTS: dict[str, Any] = {
     # doubling/iterative cap; F(20000) has 4180 digits, under the 4300 that
@@ -40,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     "FANOUT_POOL_SIZE": 16,
     # bytes; longer query strings get 414
     "MAX_QUERY_STRING": 1024,
+    # bytes of request body (Flask's own key); larger bodies get 413. The
+    # proxies refuse them first (MAX_BODY_BYTES); this bounds the stacks
+    # without one (gunicorn's config passes MAX_BODY_BYTES here). null: no limit
+    "MAX_CONTENT_LENGTH": 1048576,
     "LOG_LEVEL": "INFO",
 }
 
@@ -55,7 +61,9 @@ POSITIVE_INT_KEYS = (
 
 _DIGITS = re.compile(r"[0-9]+")
 
-_LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d:%(threadName)s] %(name)s: %(message)s"
+_LOG_FORMAT = (
+    "%(asctime)s %(levelname)s [%(process)d:%(threadName)s] [%(request_id)s] %(name)s: %(message)s"
+)
 
 
 class ConfigError(ValueError):
@@ -74,11 +82,14 @@ class FibFlask(Flask):
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Create and configure the app."""
-    app = FibFlask(__name__)
+    # no Flask static route: app/front.py serves /static/ with fingerprints
+    app = FibFlask(__name__, static_folder=None)
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(
         WSGI_PROCESSES=os.environ.get("WSGI_PROCESSES"),
         WSGI_THREADS=os.environ.get("WSGI_THREADS"),
+        TRUSTED_PROXIES=os.environ.get("TRUSTED_PROXIES", ""),
+        SLOW_REQUEST_MS=os.environ.get("SLOW_REQUEST_MS", 1000),
     )
     app.config.from_prefixed_env()
     if config is not None:
@@ -96,13 +107,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["request_counter"] = counter
     app.extensions["fanout_pool"] = fanout.FanoutPool(app.config["FANOUT_POOL_SIZE"])
     app.wsgi_app = timing.ServerTimingMiddleware(app.wsgi_app, counter)
+    trusted = app.config["TRUSTED_PROXIES"]
+    app.wsgi_app = request_log.RequestLogMiddleware(
+        app.wsgi_app, app.logger, app.config["SLOW_REQUEST_MS"], trusted
+    )
+    # outermost: the client's real address is known before anything else runs
+    app.wsgi_app = forwarded.TrustedProxyMiddleware(app.wsgi_app, trusted)
 
     app.before_request(_limit_query_string)
+    app.before_request(_limit_body)
     problems.init_app(app)
 
-    from app import views
+    from app import front, views
 
     app.register_blueprint(views.bp)
+    front.init_app(app)
     return app
 
 
@@ -111,6 +130,23 @@ def _limit_query_string() -> None:
     limit = current_app.config["MAX_QUERY_STRING"]
     if len(request.environ.get("QUERY_STRING", "")) > limit:
         raise RequestURITooLarge(f"The query string is longer than {limit} bytes.")
+
+
+def _limit_body() -> None:
+    # Flask applies MAX_CONTENT_LENGTH only when a view reads the body, and
+    # no view here does: refuse an oversized body before any view runs. A
+    # declared length is checked as it is; a chunked body (no length) is read
+    # up to the limit, past which werkzeug raises the 413 itself.
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if limit is None:
+        return
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise RequestEntityTooLarge(f"The request body is larger than {limit} bytes.")
+    elif request.environ.get("wsgi.input_terminated"):
+        while request.stream.read(65536):
+            pass
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -147,6 +183,7 @@ def _configure_logging(app: Flask) -> None:
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
         handler.setFormatter(_OneLineFormatter(_LOG_FORMAT))
+        handler.addFilter(request_log.RequestIdFilter())
         logger.addHandler(handler)
     # our handler already prints; an ancestor's would print the same line again
     logger.propagate = False
@@ -187,6 +224,17 @@ def _validate_config(app: Flask) -> None:
         app.config[key] = _positive_int(key, app.config[key])
     for key in ("WSGI_PROCESSES", "WSGI_THREADS"):
         app.config[key] = _optional_count(app, key)
+    app.config["SLOW_REQUEST_MS"] = _positive_int("SLOW_REQUEST_MS", app.config["SLOW_REQUEST_MS"])
+    proxies = app.config["TRUSTED_PROXIES"]
+    if isinstance(proxies, str):
+        try:
+            app.config["TRUSTED_PROXIES"] = forwarded.parse_networks(proxies)
+        except ValueError as e:
+            raise ConfigError(f"TRUSTED_PROXIES must be addresses or CIDR ranges: {e}") from e
+    if app.config["MAX_CONTENT_LENGTH"] is not None:
+        app.config["MAX_CONTENT_LENGTH"] = _positive_int(
+            "MAX_CONTENT_LENGTH", app.config["MAX_CONTENT_LENGTH"]
+        )
 
     # str() of an int with more than sys.int_max_str_digits digits raises
     # ValueError (python 3.11+); refuse limits whose answers could not be

@@ -17,6 +17,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from app import fib
 from app.problems import InvalidParams
+from wsgistack import cpus
 
 bp = Blueprint("views", __name__)
 
@@ -188,5 +189,15 @@ def info():
             "processes": current_app.config["WSGI_PROCESSES"],
             "threads": current_app.config["WSGI_THREADS"],
         },
+        # what WSGI_PROCESSES defaults to: the CPUs this process may use (its
+        # cgroup quota and affinity mask), next to the host's count
+        cpus=cpus.detect().as_dict(),
         requests_served=current_app.extensions["request_counter"].value,
+        # what the app believes of its client (app/forwarded.py)
+        client={"address": request.remote_addr, "scheme": request.scheme},
+        request_id=request.environ.get("wsgistack.request_id"),
+        # the scheme of the Authorization header the app received ("Bearer"),
+        # never the credentials: shows whether a server in front passes the
+        # header on (mod_wsgi drops it without WSGIPassAuthorization On)
+        authorization=request.headers.get("Authorization", "").partition(" ")[0] or None,
     )

@@ -4,7 +4,10 @@
     healthcheck URL
 
 ``http://HOST:PORT/PATH``
-    an HTTP GET; healthy on a 2xx answer.
+    an HTTP GET; healthy on a 2xx answer. The Host header is HOST:PORT, the
+    container's own address, as a load balancer's probe sends it: the
+    servers answer /livez and /readyz whatever the Host, so the check passes
+    with any SERVER_NAMES.
 ``uwsgi://HOST:PORT/PATH``
     the same request in the uwsgi protocol, for the app server behind nginx,
     whose socket speaks no HTTP and is never published.
@@ -14,7 +17,7 @@
     not merely one whose master listens.
 
 ``$NAME`` in the URL is expanded from the environment at check time, so the
-Dockerfile can say ``http://127.0.0.1:$PORT/up`` and follow a changed ``PORT``.
+Dockerfile can say ``http://127.0.0.1:$PORT/readyz`` and follow a changed ``PORT``.
 Exit status 0 means healthy, 1 unhealthy (Docker's HEALTHCHECK contract).
 Standard library only: it runs with Debian's /usr/bin/python3 in every image,
 so no image needs curl.

@@ -16,10 +16,11 @@ one after another, each starting about a second after the previous one ended
 the test stops.
 
 Each batch's time is recorded as a Locust statistic of type BATCH named
-"N requests" (its response time is the batch's time in ms, a failure if any
-of its requests failed), so it appears in the console summary, the CSV and
-the HTML report beside the requests' own rows; the pass/fail thresholds of
-fib.py leave those rows out.
+"N requests" (a size given again: "N requests #2", #3, ...: repeats, for
+their spread; the --batch-warmup batch is "warm-up: N requests"); its response
+time is the batch's time in ms, a failure if any of its requests failed, so it
+appears in the console summary, the CSV and the HTML report beside the
+requests' own rows; the pass/fail thresholds of fib.py leave those rows out.
 
 This lives in its own locustfile because Locust always applies the load shape
 a locustfile defines: in fib.py it would take over every run.
@@ -43,9 +44,12 @@ class Batch:
     current: "Batch | None" = None
     # set while tickets are left, so idle users wake together when a batch opens
     open = Event()
+    # batches of each size recorded so far, so repeats get their own statistic
+    recorded: dict[int, int] = {}
 
-    def __init__(self, size: int, environment) -> None:
+    def __init__(self, size: int, environment, warmup: bool = False) -> None:
         self.size = size
+        self.warmup = warmup
         self.environment = environment
         self.sent = 0
         self.answered = 0
@@ -54,8 +58,8 @@ class Batch:
         self.seconds: float | None = None
 
     @classmethod
-    def start(cls, size: int, environment) -> "Batch":
-        cls.current = cls(size, environment)
+    def start(cls, size: int, environment, warmup: bool = False) -> "Batch":
+        cls.current = cls(size, environment, warmup)
         cls.open.set()
         return cls.current
 
@@ -78,9 +82,14 @@ class Batch:
     def _record(self) -> None:
         failures = f", {self.failed} failed" if self.failed else ""
         log.info("batch of %d requests: %.3f s%s", self.size, self.seconds, failures)
+        if self.warmup:
+            name = f"warm-up: {self.size} requests"
+        else:
+            count = Batch.recorded[self.size] = Batch.recorded.get(self.size, 0) + 1
+            name = f"{self.size} requests" + (f" #{count}" if count > 1 else "")
         self.environment.events.request.fire(
             request_type=fib.BATCH,
-            name=f"{self.size} requests",
+            name=name,
             response_time=self.seconds * 1000,
             response_length=0,
             exception=RuntimeError(f"{self.failed} of {self.size} failed") if self.failed else None,
@@ -142,6 +151,13 @@ def _add_options(parser) -> None:
         default=10,
         help="concurrent users sending each batch (default 10)",
     )
+    group.add_argument(
+        "--batch-warmup",
+        type=int,
+        default=0,
+        help="first send one batch of this many requests, recorded apart as "
+        '"warm-up: N requests": connections opened, every process warm (default 0: none)',
+    )
 
 
 class ComparisonReplay(LoadTestShape):
@@ -149,13 +165,16 @@ class ComparisonReplay(LoadTestShape):
 
     def __init__(self) -> None:
         super().__init__()
-        self.pending: list[int] | None = None
+        # (size, warm-up?) of the batches still to run
+        self.pending: list[tuple[int, bool]] | None = None
 
     def tick(self):
         options = self.runner.environment.parsed_options
         users = options.batch_users
         if self.pending is None:
-            self.pending = [int(size) for size in options.batch_sizes.split(",") if size.strip()]
+            sizes = [int(size) for size in options.batch_sizes.split(",") if size.strip()]
+            warmup = [(options.batch_warmup, True)] if options.batch_warmup > 0 else []
+            self.pending = warmup + [(size, False) for size in sizes]
         # open a batch only once every user is there, so none starts short-handed
         if self.get_current_user_count() < users:
             return users, users
@@ -163,5 +182,6 @@ class ComparisonReplay(LoadTestShape):
         if batch is None or batch.done:
             if not self.pending:
                 return None
-            Batch.start(self.pending.pop(0), self.runner.environment)
+            size, warmup = self.pending.pop(0)
+            Batch.start(size, self.runner.environment, warmup)
         return users, users

@@ -27,6 +27,7 @@ loadtests/batches.py replays the original comparison (batches of 10, 100 and
 import logging
 import random
 
+import gevent
 from locust import FastHttpUser, constant, events, run_single_user
 from locust.runners import WorkerRunner
 from locust.stats import StatsEntry
@@ -166,6 +167,14 @@ class FanoutUser(FibUser):
 
 class MixUser(FibUser):
     tasks = {doubling_fib: 4, io: 3, sequence: 2, naive_fib: 1, fanout: 1}
+
+
+@events.init.add_listener
+def _fresh_clock(environment, **kwargs):
+    """gevent's loop keeps the time of its last turn; after slow imports (a busy
+    machine, a cold container) --run-time would count from then and end the run
+    before a request is sent. Fired before the run-time timer is set."""
+    gevent.get_hub().loop.update_now()
 
 
 @events.init_command_line_parser.add_listener

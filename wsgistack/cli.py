@@ -14,7 +14,7 @@ import sys
 import time
 from types import FrameType
 
-from wsgistack import render
+from wsgistack import cpus, render
 from wsgistack.render import RenderError
 from wsgistack.runner import StackError, run_stack
 from wsgistack.settings import Settings, SettingsError
@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench.add_parser(sub)
     sizing.add_parser(sub)
+    from wsgistack import swarm
+
+    swarm.add_parser(sub)
     return parser
 
 
@@ -103,6 +106,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGHUP, Reload.request)
+    # what WSGI_PROCESSES and NGINX_WORKERS default to when unset
+    print(f"wsgistack: {cpus.detect().describe()}", flush=True)
     try:
         with run_stack(spec, settings) as stack:
             s = stack.settings

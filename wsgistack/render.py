@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from wsgistack import tls
 from wsgistack.settings import Settings, SettingsError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}")
@@ -53,6 +55,17 @@ def render_file(template: Path, out_dir: Path, settings: Settings) -> Path:
     return target
 
 
+def names_setting(template: Path, name: str) -> bool:
+    """Whether ``template`` (a file, or any file in a folder) has ``{{ name }}``."""
+    files = sorted(template.rglob("*")) if template.is_dir() else [template]
+    return any(
+        match.group(1) == name
+        for path in files
+        if path.is_file()
+        for match in PLACEHOLDER.finditer(path.read_text(errors="replace"))
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m wsgistack.render",
@@ -67,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         for template in args.templates:
             print(render_file(template, args.out, settings))
-    except (SettingsError, RenderError, OSError) as exc:
+        # the files the configs name: a proxy's config with TLS=1 and no
+        # certificate gets one (an app server's config names none)
+        if any(names_setting(template, "TLS_CERT") for template in args.templates):
+            tls.ensure_certificate(settings)
+    except (SettingsError, RenderError, OSError, subprocess.CalledProcessError) as exc:
         print(f"render: {exc}", file=sys.stderr)
         return 2
     return 0

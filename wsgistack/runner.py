@@ -212,7 +212,7 @@ class RunningStack:
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
-        url = self.base_url + "/up"
+        url = self.base_url + "/readyz"
         while True:
             self.check_alive()
             with contextlib.suppress(OSError):
@@ -309,6 +309,12 @@ def run_stack(
         settings.as_env(),
         RUN_DIR=str(run_dir),
         UWSGI_SOCKET=_run_dir_socket(settings, run_dir),
+        # the self-signed certificate's default place moves with the run folder
+        **{
+            name: str(run_dir / Path(value).relative_to(settings.RUN_DIR))
+            for name in ("TLS_CERT", "TLS_KEY")
+            if Path(value := getattr(settings, name)).is_relative_to(settings.RUN_DIR)
+        },
         # natively, the app lives in the virtualenv wsgistack itself runs from
         VENV=settings.VENV or sys.prefix,
     )

@@ -7,8 +7,10 @@
 Sweeps processes x threads with the benchmark's machinery (one stack start per
 setting, Locust with the measurement probe, psutil on the servers), then
 recommends the setting with the highest throughput whose p95 stays within
---p95-ms and whose failures stay within --max-fail-ratio. The evidence (the
-table, a heat map of requests/s and p95, Locust's own reports) goes to
+--p95-ms, whose failures stay within --max-fail-ratio and, with --max-memory,
+whose server processes together stay within that memory (their PSS: each
+shared page split between its sharers). The evidence (the table, a heat map of
+requests/s and p95, the memory per setting, Locust's statistics) goes to
 ``reports/sizing-<timestamp>/``.
 
 Another app: --app module:callable sets WSGI_APP, which uWSGI (``module``),
@@ -21,19 +23,26 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from wsgistack import bench
-from wsgistack.bench import RunResult, Setting, StackRun, Workload
+from wsgistack.bench import NOISE, Concurrency, Recommendation, Result, StackRun, Workload, num
 from wsgistack.runner import StackError
 from wsgistack.stacks import STACKS
 
 # stacks whose app server imports WSGI_APP (Apache serves deploy/apache-mod_wsgi/app.wsgi)
 APP_STACKS = ("uwsgi", "uwsgi-direct", "gunicorn", "devserver")
-# settings this close to the best throughput are as good, within the noise
-NOISE = 0.05
+
+
+def memory_size(text: str) -> float:
+    """512M, 1.5G, 800000K or a number of MB: the size in MB (MiB)."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMG]i?B?)?\s*", text, re.I)
+    if not match or float(match[1]) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a memory size like 512M or 1.5G")
+    unit = (match[2] or "M")[0].upper()
+    return float(match[1]) * {"K": 1 / 1024, "M": 1, "G": 1024}[unit]
 
 
 def int_list(text: str) -> list[int]:
@@ -61,13 +70,19 @@ def add_parser(sub) -> None:
         help="a scenario of loadtests/fib.py (default io)",
     )
     parser.add_argument(
-        "--p95-ms", type=bench.positive(float), default=500, help="p95 target (default 500)"
+        "--p95-ms", type=bench.positive(float), default=500, help="p95 limit (default 500)"
     )
     parser.add_argument(
         "--max-fail-ratio",
         type=float,
         default=0.01,
         help="a setting failing more requests than this is out (default 0.01)",
+    )
+    parser.add_argument(
+        "--max-memory",
+        type=memory_size,
+        help="a setting whose server processes together take more memory (PSS) than "
+        "this is out, e.g. 512M or 1.5G (default: no limit)",
     )
     parser.add_argument(
         "--processes",
@@ -87,80 +102,61 @@ def add_parser(sub) -> None:
     parser.set_defaults(func=main)
 
 
-@dataclass
-class Recommendation:
-    best: RunResult | None
-    # as fast within NOISE, and cheaper (fewer processes, then threads)
-    cheaper: list[RunResult]
-    fastest_overall: RunResult | None
-
-    def lines(self, p95_ms: float, max_fail_ratio: float) -> list[str]:
-        within = f"p95 <= {p95_ms:g} ms and at most {max_fail_ratio:.1%} failed"
-        if self.best is None:
-            text = [f"**No setting met the target** ({within})."]
-            if self.fastest_overall is not None:
-                r = self.fastest_overall
-                text.append(
-                    f"The fastest was {r.setting.label}: {r.rps:.1f} req/s at p95 "
-                    f"{bench._num(r.p95_ms)} ms. Fewer users (--users), a faster app or "
-                    "a bigger machine would have to close the gap."
-                )
-            return text
-        r = self.best
-        text = [
-            f"**Recommended: {r.processes} processes x {r.threads} threads** "
-            f"(WSGI_PROCESSES={r.processes} WSGI_THREADS={r.threads}): {r.rps:.1f} req/s, "
-            f"p95 {bench._num(r.p95_ms)} ms, the highest throughput with {within}."
-        ]
-        if self.cheaper:
-            others = ", ".join(f"{c.setting.label} ({c.rps:.1f} req/s)" for c in self.cheaper)
+def recommendation_lines(
+    rec: Recommendation, p95_ms: float, max_fail_ratio: float, max_memory_mb: float | None = None
+) -> list[str]:
+    """The recommendation in words, for the report and the console."""
+    within = f"p95 <= {p95_ms:g} ms and at most {max_fail_ratio:.1%} failed"
+    if max_memory_mb is not None:
+        within += f" within {max_memory_mb:g} MB of memory (PSS of the server processes)"
+    if rec.best is None:
+        text = [f"**No setting met the limits** ({within})."]
+        if rec.fastest_overall is not None:
+            r = rec.fastest_overall
             text.append(
-                f"As fast within {NOISE:.0%} (measurement noise) and lighter on memory: {others}."
-            )
-        if r.generator_bound:
-            text.append(
-                "The load generator was the limit of that run (generator-bound): the "
-                "server may do more than measured."
+                f"The fastest was {r.concurrency.label}: {r.rps:.1f} req/s at p95 "
+                f"{num(r.p95_ms)} ms. Fewer users (--users), a faster app or "
+                "a bigger machine would have to close the gap."
             )
         return text
-
-
-def recommend(results: list[RunResult], p95_ms: float, max_fail_ratio: float) -> Recommendation:
-    measured = [r for r in results if r.rps is not None and not r.error]
-    passing = [
-        r
-        for r in measured
-        if r.requests and (r.fail_ratio or 0) <= max_fail_ratio and (r.p95_ms or 0) <= p95_ms
+    r = rec.best
+    text = [
+        f"**Recommended: {r.processes} processes x {r.threads} threads** "
+        f"(WSGI_PROCESSES={r.processes} WSGI_THREADS={r.threads}): {r.rps:.1f} req/s, "
+        f"p95 {num(r.p95_ms)} ms, {num(r.pss_mb)} MB (PSS), the highest throughput with "
+        f"{within}."
     ]
-    fastest = max(measured, key=lambda r: r.rps, default=None)
-    if not passing:
-        return Recommendation(None, [], fastest)
-    best = max(passing, key=lambda r: r.rps)
-    cheaper = sorted(
-        (
-            r
-            for r in passing
-            if r is not best
-            and r.rps >= best.rps * (1 - NOISE)
-            and (r.processes, r.threads) < (best.processes, best.threads)
-        ),
-        key=lambda r: (r.processes, r.threads),
-    )
-    return Recommendation(best, cheaper, fastest)
+    if rec.lighter:
+        others = ", ".join(f"{c.concurrency.label} ({c.rps:.1f} req/s)" for c in rec.lighter)
+        text.append(
+            f"As fast within {NOISE:.0%} (measurement noise) and lighter on memory: {others}."
+        )
+    if r.generator_bound:
+        text.append(
+            "The load generator was the limit of that run (generator-bound): the "
+            "server may do more than measured."
+        )
+    return text
 
 
-def chart_grid(results: list[RunResult], rec: Recommendation, p95_ms: float, path: Path):
-    """Heat maps of requests/s and p95 over processes x threads; the pick outlined."""
+def chart_grid(
+    results: list[Result], rec: Recommendation, limits: tuple, path: Path
+) -> Path | None:
+    """Heat maps of requests/s, p95 and memory over processes x threads; the pick
+    outlined, what is out of the limits hatched."""
+    p95_ms, max_fail_ratio, max_memory_mb = limits
     runs = [r for r in results if r.rps is not None]
     if not runs:
         return None
-    plt = bench._plt()
+    plt = bench.pyplot()
     processes = sorted({r.processes for r in runs})
     threads = sorted({r.threads for r in runs})
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.9 * len(processes) + 2.4))
+    memory = f"limit {max_memory_mb:g}" if max_memory_mb else "no limit"
+    fig, axes = plt.subplots(1, 3, figsize=(16, 0.9 * len(processes) + 2.4))
     for ax, metric, title, cmap in (
         (axes[0], "rps", "requests/s", "Greens"),
-        (axes[1], "p95_ms", f"p95 ms (target {p95_ms:g})", "Oranges"),
+        (axes[1], "p95_ms", f"p95 ms (limit {p95_ms:g})", "Oranges"),
+        (axes[2], "pss_mb", f"memory of the server processes, PSS MB ({memory})", "Blues"),
     ):
         grid = [[float("nan")] * len(threads) for _ in processes]
         for r in runs:
@@ -170,9 +166,10 @@ def chart_grid(results: list[RunResult], rec: Recommendation, p95_ms: float, pat
         ax.imshow(grid, cmap=cmap, aspect="auto", vmin=0, vmax=top * 1.6)
         for r in runs:
             i, j = processes.index(r.processes), threads.index(r.threads)
-            value = bench._num(getattr(r, metric), 1 if metric == "rps" else 0)
+            value = num(getattr(r, metric), 1 if metric == "rps" else 0)
             ax.text(j, i, value, ha="center", va="center", fontsize=11)
-            if (r.p95_ms or 0) > p95_ms or r.error:
+            out = bench.recommend([r], p95_ms, max_fail_ratio, max_memory_mb).best is None
+            if out or r.error:
                 ax.add_patch(
                     plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", ec="grey")
                 )
@@ -184,7 +181,7 @@ def chart_grid(results: list[RunResult], rec: Recommendation, p95_ms: float, pat
         ax.set_xlabel("threads per process")
         ax.set_ylabel("processes")
         ax.set_title(title, fontsize=10)
-    fig.suptitle("blue outline: the recommendation; hatched: p95 over the target", fontsize=9)
+    fig.suptitle("blue outline: the recommendation; hatched: out of the limits", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -214,7 +211,8 @@ def main(args: argparse.Namespace) -> int:
     bench.preflight([args.stack], args.port, docker=False)
     if args.locustfile:
         name = args.user_class or args.locustfile.stem
-        workload = Workload(name, args.user_class or "", f"{args.locustfile} {name}")
+        # no path: which request your app can take to warm up is the locustfile's to say
+        workload = Workload(name, args.user_class or "", f"{args.locustfile} {name}", "")
         locustfile = args.locustfile.resolve()
     else:
         workload, locustfile = bench.WORKLOADS[args.workload], bench.LOCUSTFILE
@@ -226,7 +224,7 @@ def main(args: argparse.Namespace) -> int:
             p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p
         )
     plan = [
-        StackRun(args.stack, Setting(p, t), [workload.name])
+        StackRun(args.stack, Concurrency(p, t), [workload.name])
         for p in args.processes
         for t in args.threads
     ]
@@ -236,26 +234,30 @@ def main(args: argparse.Namespace) -> int:
         outcome = bench.execute(
             plan, port=args.port, users=args.users, seconds=seconds, out_dir=out_dir,
             locustfile=locustfile, workloads={workload.name: workload}, overrides=overrides,
+            engine_html=args.locust_html,
         )  # fmt: skip
-    rec = recommend(outcome.results, args.p95_ms, args.max_fail_ratio)
+    limits = (args.p95_ms, args.max_fail_ratio, args.max_memory)
+    rec = bench.recommend(outcome.results, *limits)
     (out_dir / "charts").mkdir(exist_ok=True)
-    chart = chart_grid(outcome.results, rec, args.p95_ms, out_dir / "charts" / "grid.png")
+    chart = chart_grid(outcome.results, rec, limits, out_dir / "charts" / "grid.png")
     section = [
         "## Recommendation",
         "",
-        *rec.lines(args.p95_ms, args.max_fail_ratio),
+        *recommendation_lines(rec, *limits),
         "",
         f"Stack: {STACKS[args.stack].description}; app: {args.app or 'app.wsgi:application'}; "
         f"workload: {workload.title}.",
     ]
     if chart:
-        section += ["", f"![processes x threads](charts/{chart.name})"]
+        section += ["", '![processes x threads]({{ chart_url("grid") }})']
     bench.write_report(
         out_dir, outcome, mode=bench.MODES["default"], users=args.users, seconds=seconds,
-        title="wsgistack sizing", extra_sections=section, targets=False,
+        title="wsgistack sizing", lead="\n".join(section), with_answer=False,
+        with_goals=False, engine_html=args.locust_html,
+        extra_charts={"grid": chart} if chart else None,
     )  # fmt: skip
     bench.print_summary(outcome, [], out_dir)
-    for line in rec.lines(args.p95_ms, args.max_fail_ratio):
+    for line in recommendation_lines(rec, *limits):
         print(line.replace("**", ""))
     if outcome.interrupted:
         print("wsgistack sizing: interrupted; every server was stopped", file=sys.stderr)

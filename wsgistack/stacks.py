@@ -15,13 +15,17 @@ from pathlib import Path
 from wsgistack.render import render_file
 from wsgistack.runner import Server, StackError, StackSpec, binary
 from wsgistack.settings import Settings
+from wsgistack.tls import ensure_certificate
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY_DIR = Path(os.environ.get("WSGISTACK_DEPLOY_DIR", ROOT / "deploy"))
 
 APT_UWSGI = "apt-get install uwsgi-core uwsgi-plugin-python3"
 APT_NGINX = "apt-get install nginx"
-APT_APACHE = "apt-get install apache2 libapache2-mod-wsgi-py3"
+APT_APACHE = "apt-get install apache2"
+# mod_wsgi is built into the venv from requirements-mod_wsgi.txt (make venv),
+# against Debian's Apache and Python headers
+APT_MOD_WSGI_BUILD = "apt-get install apache2-dev python3-dev"
 
 # uWSGI 2.0's request timeout (harakiri) is one deadline per worker process,
 # exact only with one thread each: processes, not threads, by default
@@ -76,6 +80,7 @@ def gunicorn(settings: Settings, run_dir: Path) -> list[Server]:
 def uwsgi(settings: Settings, run_dir: Path) -> list[Server]:
     ini = render_file(DEPLOY_DIR / "uwsgi" / "uwsgi.ini", run_dir, settings)
     nginx_dir = render_file(DEPLOY_DIR / "nginx", run_dir, settings)
+    ensure_certificate(settings)
     return [
         Server(
             "uwsgi",
@@ -110,13 +115,22 @@ def uwsgi_direct(settings: Settings, run_dir: Path) -> list[Server]:
 
 
 def apache(settings: Settings, run_dir: Path) -> list[Server]:
+    module = Path(settings.MOD_WSGI_MODULE_PATH)
+    if not module.is_file():
+        raise StackError(
+            f"no mod_wsgi module at {module}: the Apache stack loads mod_wsgi 6 built into "
+            f"the venv (`make venv`, which needs `{APT_MOD_WSGI_BUILD}`), "
+            "or the file named by MOD_WSGI_MODULE"
+        )
     conf_dir = render_file(DEPLOY_DIR / "apache-mod_wsgi", run_dir, settings)
+    ensure_certificate(settings)
 
     def reload_daemons(proc: subprocess.Popen) -> None:
         # SIGUSR1 to the mod_wsgi daemons ("(wsgi:app)" in ps), not to Apache:
         # each finishes its requests (graceful-timeout) and re-imports the app.
         # Apache's own graceful restart kills busy daemons after 3 s and refuses
-        # a few requests while it re-creates their socket (conf.d/app.conf).
+        # a few requests while it re-creates their socket
+        # (deploy/apache-mod_wsgi/wsgi-daemons.conf, docs/apache-mod_wsgi.md).
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue

@@ -32,16 +32,18 @@ What gunicorn cannot do, unlike the web servers in front of the other stacks
   kernel's backlog, and beyond that the kernel drops connections; none gets a
   quick 503.
 - No Host check (any Host is served), no request body limit (MAX_BODY_BYTES
-  is the app's to enforce), and request-line or header errors (400, 414, 431)
-  are gunicorn's built-in HTML pages, not problem+json.
+  is handed to the app, which answers a JSON 413: see raw_env below), and
+  request-line or header errors (400, 414, 431) are gunicorn's built-in HTML
+  pages, not problem+json.
 
 In production, put a buffering proxy (nginx, Apache) in front for these.
 """
 
+import json
 import os
 from datetime import UTC, datetime
 
-from gunicorn.glogging import Logger
+from gunicorn.glogging import Logger, SafeAtoms
 
 from wsgistack.settings import Settings
 
@@ -49,6 +51,11 @@ settings = Settings.from_env()
 
 # the app, when no APP_MODULE is given on the command line (WSGI_APP).
 wsgi_app = settings.WSGI_APP
+
+# the largest request body: gunicorn has no limit of its own, so the app's
+# (Flask's MAX_CONTENT_LENGTH, app/__init__.py) is set from MAX_BODY_BYTES
+# (0: none), unless FLASK_MAX_CONTENT_LENGTH is set already. default: none
+os.environ.setdefault("FLASK_MAX_CONTENT_LENGTH", str(settings.MAX_BODY_BYTES or "null"))
 
 # ---------------------------------------------------------------------------
 # socket and capacity: workers x threads
@@ -149,18 +156,46 @@ control_socket = f"{settings.RUN_DIR}/gunicorn.ctl"
 # ---------------------------------------------------------------------------
 
 
+class JsonAtoms(SafeAtoms):
+    """The log line's values, each a valid JSON string body or number.
+
+    gunicorn escapes only double quotes; a backslash, a control character or
+    a non-ASCII byte from the client (URL, User-Agent, Host) would break the
+    line as JSON. json.dumps escapes them all (non-ASCII as \\u00XX)."""
+
+    def __init__(self, atoms):
+        super().__init__({})
+        for key, value in atoms.items():
+            if isinstance(value, str):
+                self[key] = json.dumps(value)[1:-1]
+            else:
+                self[key] = "null" if value is None else value
+
+
+# health probes (docs: the health contract) would drown the requests
+HEALTH_PATHS = frozenset({"/livez", "/readyz"})
+
+
 class JsonLinesLogger(Logger):
-    """gunicorn's logger, with ISO 8601 times in the access log, as the other stacks log."""
+    """gunicorn's logger, writing one valid JSON object per request, with ISO
+    8601 times, as the other stacks log, and no line for health probes."""
+
+    atoms_wrapper_class = JsonAtoms
 
     def now(self) -> str:
         return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+    def access(self, resp, req, environ, request_time) -> None:
+        if environ.get("PATH_INFO") in HEALTH_PATHS:
+            return
+        super().access(resp, req, environ, request_time)
 
 
 logger_class = JsonLinesLogger
 
 # one JSON object per request, as the nginx stack logs: request_time_ms is
-# the whole request as gunicorn saw it (%(M)s). gunicorn escapes double quotes
-# in logged values. default: None (no access log)
+# the whole request as gunicorn saw it (%(M)s). Every value is JSON-escaped by
+# JsonAtoms above. default: None (no access log)
 accesslog = "-"
 access_log_format = (
     '{"time":"%(t)s","remote_addr":"%(h)s","host":"%({host}i)s","request":"%(r)s",'

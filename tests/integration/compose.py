@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,15 +22,21 @@ HOST_PORTS = {
     "uwsgi": PORT_BASE,
     "apache": PORT_BASE + 1,
     "gunicorn": PORT_BASE + 2,
-    "granian": PORT_BASE + 3,
-    # granian on the free-threaded interpreter; gunicorn-ft next to it
-    "freethreaded": PORT_BASE + 4,
+    "granian": PORT_BASE + 10,
+    # granian on the free-threaded interpreter; gunicorn-ft at + GUNICORN_FT_OFFSET
+    "freethreaded": PORT_BASE + 11,
 }
-GUNICORN_FT_PORT = PORT_BASE + 5
+# gunicorn-ft's port beside granian-ft's (the freethreaded profile has both),
+# clear of every stack's production port (+ 3)
+GUNICORN_FT_OFFSET = 5
 LOCUST_WEB_PORT = PORT_BASE + 9
 IMAGE_TAG = os.environ.get("IMAGE_TAG", "latest")
 # Locust gets a project of its own, so that it never touches the stack under test
 LOCUST_PROJECT = f"{PROJECT}-locust"
+# the stacks with a production SERVER_NAMES, in a project and on ports of their
+# own, so that they may run while the default stack is up
+PRODUCTION_PROJECT = f"{PROJECT}-prod"
+PRODUCTION_PORTS = {stack: port + 3 for stack, port in HOST_PORTS.items()}
 STACKS = tuple(HOST_PORTS)
 # the compose services of each stack; the first one answers HTTP
 SERVICES = {
@@ -70,15 +77,23 @@ def run(args: list[str], *, timeout: float = 120, check: bool = True, env=None):
     return result
 
 
-def compose_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+# a stack's HTTPS port in the tests: its HTTP port + this (free: the ports in
+# use are PORT_BASE to PORT_BASE + 19)
+HTTPS_OFFSET = 400
+
+
+def compose_env(extra: dict[str, str] | None = None, ports=HOST_PORTS) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        UWSGI_HTTP_PORT=str(HOST_PORTS["uwsgi"]),
-        APACHE_HTTP_PORT=str(HOST_PORTS["apache"]),
-        GUNICORN_HTTP_PORT=str(HOST_PORTS["gunicorn"]),
-        GRANIAN_HTTP_PORT=str(HOST_PORTS["granian"]),
-        GRANIAN_FT_HTTP_PORT=str(HOST_PORTS["freethreaded"]),
-        GUNICORN_FT_HTTP_PORT=str(GUNICORN_FT_PORT),
+        UWSGI_HTTP_PORT=str(ports["uwsgi"]),
+        APACHE_HTTP_PORT=str(ports["apache"]),
+        GUNICORN_HTTP_PORT=str(ports["gunicorn"]),
+        # the HTTPS ports (published whether TLS is on or not), beside them
+        UWSGI_HTTPS_PORT=str(ports["uwsgi"] + HTTPS_OFFSET),
+        APACHE_HTTPS_PORT=str(ports["apache"] + HTTPS_OFFSET),
+        GRANIAN_HTTP_PORT=str(ports["granian"]),
+        GRANIAN_FT_HTTP_PORT=str(ports["freethreaded"]),
+        GUNICORN_FT_HTTP_PORT=str(ports["freethreaded"] + GUNICORN_FT_OFFSET),
         LOCUST_WEB_PORT=str(LOCUST_WEB_PORT),
         # `up --wait` returns one interval after the servers are ready
         HEALTHCHECK_INTERVAL="2s",
@@ -103,9 +118,30 @@ def compose(
     check: bool = True,
     project: str = PROJECT,
     env: dict[str, str] | None = None,
+    ports: dict[str, int] = HOST_PORTS,
 ):
     return run(compose_command(*args, project=project), timeout=timeout, check=check,
-               env=compose_env(env))  # fmt: skip
+               env=compose_env(env, ports))  # fmt: skip
+
+
+def compose_run(
+    *args: str, timeout: float = 180, project: str = PROJECT
+) -> tuple[int, subprocess.CompletedProcess]:
+    """``docker compose run ARGS`` (profiles, options, service, command) and the
+    one-off container's exit status. Compose 2.40 on Engine 20.10 exits 0
+    whatever the container's status, so it is read from the container, which
+    is then removed."""
+    name = f"{project}-run-{uuid.uuid4().hex[:8]}"
+    profiles = args[: args.index("run")]
+    rest = args[len(profiles) + 1 :]
+    result = compose(*profiles, "run", "--name", name, *rest, timeout=timeout, check=False,
+                     project=project)  # fmt: skip
+    try:
+        state = run(["docker", "inspect", "--format", "{{.State.ExitCode}}", name], check=False)
+        status = int(state.stdout.strip()) if state.returncode == 0 else result.returncode or -1
+    finally:
+        run(["docker", "rm", "--force", name], check=False)
+    return status, result
 
 
 _built = False

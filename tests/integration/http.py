@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -46,14 +47,21 @@ def request(
     body: bytes | None = None,
     timeout: float = 30.0,
     source: str | None = None,
+    context: ssl.SSLContext | None = None,
 ) -> Answer:
     """One request on a new connection; ``source``: the client address to send
-    from (any 127.x address reaches a server on 127.0.0.1)."""
+    from (any 127.x address reaches a server on 127.0.0.1); an https base URL
+    is reached with ``context`` (HTTP/1.1: http.client speaks no HTTP/2)."""
     url = urlsplit(base_url)
     address = (source, 0) if source else None
-    conn = http.client.HTTPConnection(
-        url.hostname, url.port, timeout=timeout, source_address=address
-    )
+    if url.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            url.hostname, url.port, timeout=timeout, source_address=address, context=context
+        )
+    else:
+        conn = http.client.HTTPConnection(
+            url.hostname, url.port, timeout=timeout, source_address=address
+        )
     start = time.monotonic()
     try:
         conn.request(method, path, body=body, headers=headers or {})

@@ -10,10 +10,12 @@ Both expose: ``base_url``, ``settings``, ``slots``, ``start()``, ``wait_ready()`
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from tests.integration import compose
 from wsgistack.runner import check_binaries, check_system_python, find_free_port, http_get
 from wsgistack.settings import Settings
 from wsgistack.stacks import StackError, get_stack
+from wsgistack.tls import make_certificate
 
 # small numbers, so timeouts, overload and slow clients show within seconds
 SUITE_SETTINGS = {
@@ -40,13 +43,26 @@ SUITE_KNOBS = set(SUITE_SETTINGS)
 SUITE_APP_ENV = {"FLASK_IO_MAX_MS": "60000"}
 
 
+@functools.cache
+def test_pki() -> Path:
+    """A certificate for localhost signed by a throwaway CA (``ca.pem``), made
+    once per test session with the code `wsgistack up` uses, readable by the
+    unprivileged user the servers run as."""
+    folder = Path(tempfile.mkdtemp(prefix="wsgistack-test-pki-"))
+    make_certificate("openssl", folder, folder / "cert.pem", folder / "key.pem")
+    folder.chmod(0o755)
+    for path in folder.iterdir():
+        path.chmod(0o644)  # a test key: the servers' user must read it
+    return folder
+
+
 def wait_for_up(base_url: str, name: str, timeout: float, alive, log_tail) -> None:
-    """Poll /up until it answers 200; ``alive()`` raises if the stack died."""
+    """Poll /readyz until it answers 200; ``alive()`` raises if the stack died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         alive()
         try:
-            if http_get(base_url + "/up", timeout=1)[0] == 200:
+            if http_get(base_url + "/readyz", timeout=1)[0] == 200:
                 return
         except OSError:
             pass
@@ -65,8 +81,15 @@ class NativeTarget:
 
     def __post_init__(self) -> None:
         port = find_free_port()
-        self.settings = Settings.from_env({}, **{**SUITE_SETTINGS, **self.overrides}, PORT=port)
+        overrides = {**SUITE_SETTINGS, **self.overrides}
+        if overrides.get("TLS") and "TLS_CERT" not in overrides:
+            pki = test_pki()
+            overrides.update(TLS_PORT=find_free_port(), TLS_CERT=str(pki / "cert.pem"),
+                             TLS_KEY=str(pki / "key.pem"))  # fmt: skip
+            self.ca_file = pki / "ca.pem"
+        self.settings = Settings.from_env({}, **overrides, PORT=port)
         self.base_url = f"http://127.0.0.1:{port}"
+        self.https_url = f"https://127.0.0.1:{self.settings.TLS_PUBLIC_PORT}"
         self._log = None
 
     @property
@@ -149,6 +172,13 @@ class NativeTarget:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+# ... and its HTTPS port (TLS=1)
+COMPOSE_HTTPS_PORT_VARIABLES = {
+    "uwsgi": "UWSGI_HTTPS_PORT",
+    "apache": "APACHE_HTTPS_PORT",
+    "gunicorn": "GUNICORN_HTTPS_PORT",
+}
+
 # the variable compose.yaml publishes each profile's HTTP port from
 COMPOSE_PORT_VARIABLES = {
     "uwsgi": "UWSGI_HTTP_PORT",
@@ -173,13 +203,22 @@ class ComposeTarget:
 
     def __post_init__(self) -> None:
         port = find_free_port()
-        self.settings = Settings.from_env({}, **{**SUITE_SETTINGS, **self.overrides}, PORT=port)
+        overrides = {**SUITE_SETTINGS, **self.overrides}
+        # the HTTPS port is published whether TLS is on or not: a free one
+        self.https_port = find_free_port()
+        if overrides.get("TLS"):
+            overrides["TLS_PUBLIC_PORT"] = self.https_port
+        self.settings = Settings.from_env({}, **overrides, PORT=port)
         self.base_url = f"http://127.0.0.1:{port}"
-        self.project = f"wsgistack-suite-{self.profile}-{os.getpid()}"
+        self.https_url = f"https://127.0.0.1:{self.settings.TLS_PUBLIC_PORT}"
+        # one project per suite stack (docker-uwsgi and docker-uwsgi-edge run side by side)
+        self.project = f"wsgistack-suite-{self.log_path.stem}-{os.getpid()}"
         self.other_ports = {
             variable: str(find_free_port())
             for variable in COMPOSE_OTHER_PORT_VARIABLES.get(self.profile, ())
         }
+        if self.profile in COMPOSE_HTTPS_PORT_VARIABLES:
+            self.other_ports[COMPOSE_HTTPS_PORT_VARIABLES[self.profile]] = str(self.https_port)
         self._stopping: subprocess.Popen | None = None
         self._engine = False
 
@@ -188,7 +227,8 @@ class ComposeTarget:
         return self.settings.WORKER_SLOTS
 
     def _env(self) -> dict[str, str]:
-        knobs = {k: str(v) for k, v in self.settings.as_env().items() if k in SUITE_KNOBS}
+        given = SUITE_KNOBS | set(self.overrides)
+        knobs = {k: str(v) for k, v in self.settings.as_env().items() if k in given}
         return {
             **knobs,
             **SUITE_APP_ENV,
@@ -249,6 +289,16 @@ class ComposeTarget:
         self.log_path.write_text(self.log_tail(200))
         self._compose("down", "--volumes", "--timeout", "5", check=False)
 
+    @functools.cached_property
+    def ca_file(self) -> Path:
+        """The throwaway CA the proxy's entrypoint made (TLS=1 without a
+        certificate), read from the container (/tmp is a tmpfs docker cp cannot see)."""
+        service = compose.SERVICES[self.profile][0]
+        pem = self._compose("exec", "-T", service, "cat", "/tmp/wsgistack/tls/ca.pem").stdout
+        path = self.log_path.with_suffix(".ca.pem")
+        path.write_text(pem)
+        return path
+
     def recreate(self, service: str) -> None:
         """A new container for ``service``, as a deploy of a new release makes
         it (``up --force-recreate``), leaving the others running."""
@@ -260,11 +310,18 @@ class ComposeTarget:
 
 
 # suite names for a native stack run with other settings (conftest.STACK_SETTINGS)
-VARIANTS = {"uwsgi-threads": "uwsgi"}
+VARIANTS = {
+    "uwsgi-threads": "uwsgi",
+    "uwsgi-edge": "uwsgi",
+    "docker-uwsgi-edge": "docker-uwsgi",
+    "apache-edge": "apache",
+    "docker-apache-edge": "docker-apache",
+}
 
 
 def make_target(name: str, log_path: Path, overrides: dict[str, int]):
     """``docker-<profile>`` is a compose stack; any other name a native one."""
     if name.startswith("docker-"):
-        return ComposeTarget(name.removeprefix("docker-"), log_path, overrides)
+        profile = VARIANTS.get(name, name).removeprefix("docker-")
+        return ComposeTarget(profile, log_path, overrides)
     return NativeTarget(VARIANTS.get(name, name), log_path, overrides)

@@ -138,10 +138,13 @@ def test_processes_and_threads_are_real(stack):
 # --- 3. request timeout -----------------------------------------------------
 
 # a client's deadline for the stuck request's answer, beyond REQUEST_TIMEOUT: the
-# app server's kill lands within a second of its timer (uWSGI's master checks
-# once a second), the proxy answers at once. Tight on purpose: the fallback,
-# the proxy's own timeout at REQUEST_TIMEOUT + 5, must fail this.
+# app server's kill lands within a second or two of its timer (uWSGI's master
+# checks once a second against a whole-second clock: 2.0.28 kills after
+# REQUEST_TIMEOUT - 1 s, 2.0.21 after REQUEST_TIMEOUT), the proxy answers at
+# once. Tight on purpose: the fallback, the proxy's own timeout at
+# REQUEST_TIMEOUT + 5, must fail this.
 KILL_MARGIN = 2
+EARLY_KILL = 1
 
 
 def stuck_request_under_traffic(stack, clients: int = 3):
@@ -160,7 +163,7 @@ def test_a_request_past_the_timeout_gets_a_json_504_in_time(stack):
     timeout = stack.settings.REQUEST_TIMEOUT
     answer = request(stack.base_url, f"/io?ms={timeout * 3000}", timeout=timeout * 4)
     assert answer.status == 504 and answer.is_problem(504), answer.body
-    assert timeout - 0.5 <= answer.elapsed <= timeout + KILL_MARGIN
+    assert timeout - EARLY_KILL <= answer.elapsed <= timeout + KILL_MARGIN
     # the worker comes back (respawned, its app loaded again): every process serves
     assert wait_for_all_workers(stack)
 
@@ -170,7 +173,7 @@ def test_a_stuck_request_under_traffic_is_cut_in_time_and_nothing_else_fails(sta
     timeout = stack.settings.REQUEST_TIMEOUT
     stuck, traffic = stuck_request_under_traffic(stack)
     assert stuck.status == 504 and stuck.is_problem(504), stuck.body
-    assert timeout - 0.5 <= stuck.elapsed <= timeout + KILL_MARGIN, (
+    assert timeout - EARLY_KILL <= stuck.elapsed <= timeout + KILL_MARGIN, (
         f"the stuck request's 504 came after {stuck.elapsed:.1f} s "
         f"(REQUEST_TIMEOUT {timeout} s, proxy timeout {stack.settings.PROXY_TIMEOUT} s)"
     )
@@ -390,16 +393,16 @@ def test_a_flood_from_one_address_does_not_keep_another_out(stack):
 # --- 6. graceful stop -------------------------------------------------------
 
 
-@pytest.mark.behaviour("graceful_stop")
-def test_sigterm_lets_in_flight_and_queued_requests_finish(fresh_stack):
-    """SIGTERM while every slot is busy and more requests wait in the queue
-    behind them: every request already sent gets its answer."""
+def stop_with_requests_queued(stack) -> tuple[list, int | None]:
+    """SIGTERM while every slot is busy and more requests wait behind them;
+    returns each request's answer (or exception), in-flight ones first, and
+    the exit code. Asserts the stack stopped within its grace period."""
     results: list = []
-    sent = fresh_stack.slots + max(2, fresh_stack.slots // 2)
+    sent = stack.slots + max(2, stack.slots // 2)
 
     def slow_request():
         try:
-            results.append(request(fresh_stack.base_url, "/io?ms=2000", timeout=20))
+            results.append(request(stack.base_url, "/io?ms=2000", timeout=20))
         except Exception as exc:  # noqa: BLE001 - recorded and asserted below
             results.append(exc)
 
@@ -408,17 +411,37 @@ def test_sigterm_lets_in_flight_and_queued_requests_finish(fresh_stack):
         thread.start()
     time.sleep(0.7)  # the first ones reach the app, the rest queue behind them
     start = time.monotonic()
-    fresh_stack.terminate()
+    stack.terminate()
     for thread in threads:
         thread.join(timeout=25)
-    code = fresh_stack.wait_exit(fresh_stack.settings.STOP_GRACE_PERIOD)
+    code = stack.wait_exit(stack.settings.STOP_GRACE_PERIOD)
     stopped_after = time.monotonic() - start
-
-    assert [getattr(r, "status", r) for r in results] == [200] * sent
-    assert code == 0, fresh_stack.log_tail()
-    assert stopped_after < fresh_stack.settings.STOP_GRACE_PERIOD
+    assert len(results) == sent
+    assert stopped_after < stack.settings.STOP_GRACE_PERIOD
     with pytest.raises(OSError):
-        request(fresh_stack.base_url, "/up", timeout=2)
+        request(stack.base_url, "/up", timeout=2)
+    return results, code
+
+
+@pytest.mark.behaviour("graceful_stop")
+def test_sigterm_lets_in_flight_and_queued_requests_finish(fresh_stack):
+    """Every request already sent gets its answer, queued ones included."""
+    results, code = stop_with_requests_queued(fresh_stack)
+    assert [getattr(r, "status", r) for r in results] == [200] * len(results)
+    assert code == 0, fresh_stack.log_tail()
+
+
+@pytest.mark.behaviour("graceful_stop_in_flight_only")
+def test_sigterm_finishes_in_flight_requests_and_drops_queued_ones(fresh_stack):
+    """What gunicorn does: it closes its listening socket and finishes the
+    requests its threads hold; connections still queued are reset, not
+    answered (no proxy in front holds them)."""
+    results, code = stop_with_requests_queued(fresh_stack)
+    served = [r for r in results if getattr(r, "status", None) == 200]
+    dropped = [r for r in results if isinstance(r, ConnectionError)]
+    assert len(served) >= fresh_stack.slots, results
+    assert len(served) + len(dropped) == len(results), results
+    assert code == 0, fresh_stack.log_tail()
 
 
 # --- 7. zero-downtime reload -----------------------------------------------

@@ -1,5 +1,6 @@
 """``wsgistack bench``: the quick benchmark end to end on the native stacks, the
-files it writes, its refusals before anything starts, and its clean-up on Ctrl-C."""
+files it writes, its refusals before anything starts, and its clean-up on Ctrl-C.
+The pure logic behind it is tested without servers in tests/unit/test_bench_logic.py."""
 
 from __future__ import annotations
 
@@ -71,10 +72,11 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.server
-def test_quick_bench_runs_every_stack_within_two_minutes(quick):
+def test_quick_bench_runs_every_stack_within_three_minutes(quick):
     run, out, port, seconds = quick
     assert run.returncode == 0, run.stdout + run.stderr
-    assert seconds < 150, f"--quick took {seconds:.0f} s"
+    # about 2 minutes; more on a machine others share
+    assert seconds < 180, f"--quick took {seconds:.0f} s"
     # the main table is printed at the end, every server is stopped
     assert "requests/s (p95 ms)" in run.stdout
     assert port_is_free(port)
@@ -87,7 +89,7 @@ def test_results_csv_has_one_measured_row_per_run(quick):
     assert list(rows[0]) == bench.RESULT_COLUMNS
     plan = bench.build_plan(bench.DEFAULT_STACKS, bench.MODES["quick"])
     expected = {
-        (run.stack, str(run.setting.processes), str(run.setting.threads), workload)
+        (run.stack, str(run.concurrency.processes), str(run.concurrency.threads), workload)
         for run in plan
         for workload in run.workloads
     }
@@ -100,12 +102,27 @@ def test_results_csv_has_one_measured_row_per_run(quick):
         # answers are checked: a failure is a wrong answer or a refused request
         assert row["failures"] == "0", where
         assert float(row["p50_ms"]) <= float(row["p95_ms"]) <= float(row["p99_ms"]), where
-        for column in ("server_cores", "generator_cores", "app_cpu_ms", "server_cpu_ms"):
+        for column in ("server_cores", "generator_cores", "app_cpu_ms", "server_cpu_ms", "pss_mb"):
             assert float(row[column]) > 0, f"{where}: {column}"
         assert row["generator_bound"] in ("True", "False")
-        # Locust's own output is kept beside ours
-        prefix = out / row["locust_files"].rstrip("*")
-        assert Path(f"{prefix}_stats.csv").is_file() and Path(f"{prefix}.html").is_file()
+        assert row["interpreter"].startswith("CPython 3."), where
+        # the overhead floor is wrk's, the rest Locust's, whose CSV is kept beside ours
+        if row["workload"] == "floor":
+            assert row["engine"] == "wrk", where
+            assert "WSGISTACK {" in (out / row["engine_files"]).read_text(), where
+        else:
+            assert row["engine"] == "locust", where
+            prefix = out / row["engine_files"].rstrip("*")
+            assert Path(f"{prefix}_stats.csv").is_file(), where
+            # Locust's HTML (3 MB a run) only with --locust-html
+            assert not Path(f"{prefix}.html").exists(), where
+
+
+@pytest.mark.server
+def test_a_default_report_folder_stays_small(quick):
+    _, out, _, _ = quick
+    size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
+    assert size < 10_000_000, f"{size:,} bytes"
 
 
 @pytest.mark.server
@@ -113,8 +130,11 @@ def test_batches_csv_times_the_replay(quick):
     _, out, _, _ = quick
     rows = read_csv(out / "batches.csv")
     assert list(rows[0]) == bench.BATCH_COLUMNS
-    # --quick replays on the development server and the first stack only
-    assert {r["stack"] for r in rows} == {"uwsgi", "devserver"}
+    # --quick replays on the development server and the first stack only, each
+    # batch repeated for its spread (the untimed warm-up batch is not a row)
+    assert sorted((r["stack"], r["repeat"]) for r in rows) == [
+        (stack, str(repeat)) for stack in ("devserver", "uwsgi") for repeat in (1, 2, 3)
+    ]
     for row in rows:
         assert row["error"] == "" and row["failures"] == "0", row
         assert row["requests"] == "10" and 0 < float(row["seconds"]) < 10, row
@@ -125,14 +145,26 @@ def test_batches_csv_times_the_replay(quick):
 def test_report_md_has_the_tables(quick):
     _, out, _, _ = quick
     report = (out / "report.md").read_text()
-    assert "## Performance targets" in report
-    assert "| target | figure | verdict | note |" in report
-    for workload in ("cpu", "sequence", "io"):
+    # the answer first, the project's own goals at the end
+    headings = re.findall(r"^## (.+)$", report, re.M)
+    assert headings[:3] == [
+        "The answer", "Stack overhead per request", "The overhead floor: `/up` loaded by wrk"
+    ]  # fmt: skip
+    assert headings[-2:] == ["The project's performance goals", "Files"]
+    assert "Memory per server process tree" in headings
+    answers = re.findall(r"^\| (.+?) \| \*\*(uwsgi|apache|gunicorn) 2 x 4\*\* \| [\d,.]+ \|",
+                         report, re.M)  # fmt: skip
+    assert len(answers) == 3, report[:3000]
+    assert re.search(r"^\| uwsgi \| 2 x 4 \| floor \| wrk \| [\d.]+ \| [\d.]+ \| -?[\d.]+ \|",
+                     report, re.M)  # fmt: skip
+    assert "| goal | figure | verdict | note |" in report
+    for workload in ("cpu", "sequence", "io", "floor"):
         assert f"![requests/s and p95, {workload}](charts/{workload}.png)" in report
     for stack in bench.DEFAULT_STACKS:
         assert re.search(rf"^\| {re.escape(stack)} \| \d", report, re.M), stack
     assert "## The original comparison, replayed" in report
-    assert "| 10 | 3.25 s | 2.52 s | 1.29 x |" in report
+    assert re.search(r"^\| 10 \| 3.25 s \| 2.52 s \| 1.29 x \| [\d.]+ s \([\d.]+-[\d.]+, 3 runs\)",
+                     report, re.M)  # fmt: skip
 
 
 @pytest.mark.server
@@ -140,8 +172,8 @@ def test_report_html_is_self_contained_with_charts(quick):
     _, out, _, _ = quick
     html = (out / "report.html").read_text()
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
-    # cpu, sequence, io and the replay
-    assert len(images) == 4
+    # cpu, sequence, io, floor, the overhead and the replay
+    assert len(images) == 6
     assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
     assert not re.search(r'(src|href)="(?!data:)', html), "refers to another file"
     assert "<table>" in html
@@ -267,15 +299,23 @@ def test_sizing_recommends_a_setting_for_your_own_app(stack, own_app, tmp_path):
         [sys.executable, "-m", "wsgistack.cli", "sizing", "--stack", stack,
          "--app", "hello_app:application", "--locustfile", "hello_locust.py",
          "--processes", "1,2", "--threads", "1,4", "--duration", "1", "--users", "8",
+         "--max-memory", "2G",
          "--port", str(find_free_port()), "--out", str(out)],
         cwd=own_app, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "Recommended:" in run.stdout
+    assert "Recommended:" in run.stdout and "within 2048 MB of memory" in run.stdout
     rows = read_csv(out / "results.csv")
     assert len(rows) == 4
     # the servers ran the app given, and the locustfile checked its answers
     assert all(r["error"] == "" and r["failures"] == "0" and int(r["requests"]) > 0 for r in rows)
+    # the server process tree's memory: more processes, more of it
+    pss = {(r["processes"], r["threads"]): float(r["pss_mb"]) for r in rows}
+    assert all(0 < float(r["uss_mb"]) <= float(r["pss_mb"]) <= float(r["rss_mb"]) for r in rows)
+    assert pss[("2", "1")] > pss[("1", "1")]
     report = (out / "report.md").read_text()
     assert "## Recommendation" in report and "hello_app:application" in report
-    assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert "![processes x threads](charts/grid.png)" in report
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html
+    assert not re.search(r'(src|href)="(?!data:)', html), "refers to another file"

@@ -3,6 +3,7 @@ the timeout ladder read back from the rendered files."""
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from wsgistack.render import render_file
 from wsgistack.settings import Settings
 from wsgistack.stacks import DEPLOY_DIR
+from wsgistack.tls import ensure_certificate
 
 
 def need(binary: str) -> str:
@@ -39,8 +41,10 @@ def uwsgi_get(ini, option: str) -> str:
 
 
 @pytest.mark.server
-def test_nginx_accepts_its_rendered_config(tmp_path):
-    conf_dir, _ = rendered(tmp_path, "nginx")
+@pytest.mark.parametrize("tls", ["0", "1"])
+def test_nginx_accepts_its_rendered_config(tmp_path, tls):
+    conf_dir, settings = rendered(tmp_path, "nginx", TLS=tls, TRUSTED_PROXIES="10.0.0.0/8")
+    ensure_certificate(settings)
     result = subprocess.run(
         [need("nginx"), "-t", "-e", "stderr", "-p", str(conf_dir), "-c", "nginx.conf"],
         capture_output=True, text=True, timeout=30,
@@ -49,9 +53,22 @@ def test_nginx_accepts_its_rendered_config(tmp_path):
     assert "syntax is ok" in result.stderr
 
 
+def mod_wsgi_module() -> str:
+    """The mod_wsgi 6 module built into this venv (make venv)."""
+    path = Settings.from_env({}, VENV=sys.prefix).MOD_WSGI_MODULE_PATH
+    if not Path(path).is_file():
+        pytest.skip(f"mod_wsgi is not built into the venv ({path}): make deps venv")
+    return path
+
+
 @pytest.mark.server
-def test_apache_accepts_its_rendered_config(tmp_path):
-    conf_dir, _ = rendered(tmp_path, "apache-mod_wsgi")
+@pytest.mark.parametrize("tls", ["0", "1"])
+def test_apache_accepts_its_rendered_config(tmp_path, tls):
+    conf_dir, settings = rendered(
+        tmp_path, "apache-mod_wsgi", MOD_WSGI_MODULE=mod_wsgi_module(), TLS=tls,
+        TRUSTED_PROXIES="10.0.0.0/8 192.0.2.7",
+    )  # fmt: skip
+    ensure_certificate(settings)
     result = subprocess.run(
         [need("apache2"), "-t", "-d", str(conf_dir), "-f", str(conf_dir / "httpd.conf")],
         capture_output=True, text=True, timeout=30,
@@ -81,21 +98,40 @@ def test_timeout_ladder_app_server_then_proxy_then_stop_grace(tmp_path, request_
     ini, settings = rendered(tmp_path, "uwsgi/uwsgi.ini", REQUEST_TIMEOUT=request_timeout)
     conf_dir, _ = rendered(tmp_path, "nginx", REQUEST_TIMEOUT=request_timeout)
     harakiri = int(uwsgi_get(ini, "harakiri"))
-    site = (conf_dir / "conf.d" / "app.conf").read_text()
+    site = (conf_dir / "snippets" / "proxy-to-app.conf").read_text()
     read_timeout = int(re.search(r"^\s*uwsgi_read_timeout (\d+)s;", site, re.M).group(1))
     assert harakiri == request_timeout
     assert harakiri < read_timeout < settings.STOP_GRACE_PERIOD
 
-    # Apache + mod_wsgi: the daemon's request-timeout, then socket-timeout (how
-    # long Apache waits on the daemon: the proxy timeout), then the grace period
-    apache_dir, _ = rendered(tmp_path, "apache-mod_wsgi", REQUEST_TIMEOUT=request_timeout)
-    daemon = (apache_dir / "conf.d" / "app.conf").read_text()
+
+@pytest.mark.parametrize("request_timeout", [3, 30, 300])
+@pytest.mark.parametrize("threads", [1, 4, 8, 32])
+def test_timeout_ladder_on_apache(tmp_path, request_timeout, threads):
+    # mod_wsgi 6 cuts a thread at request-timeout x (1 + ln threads): at
+    # REQUEST_TIMEOUT or up to one step later, never before; Apache's
+    # socket-timeout answers the client 1 s after REQUEST_TIMEOUT; the grace
+    # period comes after both
+    apache_dir, settings = rendered(
+        tmp_path, "apache-mod_wsgi", REQUEST_TIMEOUT=request_timeout, WSGI_THREADS=threads
+    )
+    daemon = (apache_dir / "wsgi-daemons.conf").read_text()
     options = dict(re.findall(r"(?<![\w-])(request-timeout|socket-timeout)=(\d+)", daemon))
-    assert int(options["request-timeout"]) == request_timeout
-    assert request_timeout < int(options["socket-timeout"]) < settings.STOP_GRACE_PERIOD
+    scale = 1 + math.log(threads)
+    cut = int(options["request-timeout"]) * scale
+    assert request_timeout <= cut < request_timeout + scale
+    assert int(options["socket-timeout"]) == request_timeout + 1
+    assert cut < settings.STOP_GRACE_PERIOD
 
 
-@pytest.mark.parametrize("knobs", [{}, {"UWSGI_SOCKET": "uwsgi-app:3031", "REQUEST_TIMEOUT": "3"}])
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {},
+        {"UWSGI_SOCKET": "uwsgi-app:3031", "REQUEST_TIMEOUT": "3"},
+        {"TLS": "1", "TRUSTED_PROXIES": "10.0.0.0/8 192.0.2.7"},
+    ],
+    ids=["native", "containers", "tls-behind-balancer"],
+)
 def test_gixy_finds_nothing_in_the_rendered_nginx_config(tmp_path, knobs):
     """gixy (PyPI gixy-ng), a static analyser of nginx configs no one here
     wrote: no finding of any severity, natively and as the containers render it."""
@@ -107,3 +143,30 @@ def test_gixy_finds_nothing_in_the_rendered_nginx_config(tmp_path, knobs):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert re.search(r"Low: 0\s+Medium: 0\s+High: 0", result.stdout), result.stdout[-3000:]
+
+
+# the idle timeout of the usual load balancers (AWS ALB, GCP, Azure: 60 s)
+BALANCER_IDLE_TIMEOUT = 60
+
+
+def test_client_keepalive_outlives_a_balancers_idle_timeout(tmp_path):
+    conf_dir, _ = rendered(tmp_path, "nginx")
+    conf = (conf_dir / "nginx.conf").read_text()
+    keepalive = int(re.search(r"^\s*keepalive_timeout (\d+)s;", conf, re.M).group(1))
+    assert keepalive > BALANCER_IDLE_TIMEOUT
+    apache_dir, _ = rendered(tmp_path, "apache-mod_wsgi")
+    httpd = (apache_dir / "httpd.conf").read_text()
+    apache_keepalive = re.findall(r"^KeepAliveTimeout (\d+)$", httpd, re.M)
+    assert len(apache_keepalive) == 1 and int(apache_keepalive[0]) > BALANCER_IDLE_TIMEOUT
+
+
+@pytest.mark.parametrize("request_timeout", [3, 30])
+def test_nginx_can_retry_a_dead_replica_inside_the_retry_window(tmp_path, request_timeout):
+    """A connection to a replica that is gone times out; the retry on the next
+    one must still fit in the window in which nginx may retry at all."""
+    conf_dir, settings = rendered(tmp_path, "nginx", REQUEST_TIMEOUT=request_timeout)
+    site = (conf_dir / "snippets" / "proxy-to-app.conf").read_text()
+    connect = int(re.search(r"^uwsgi_connect_timeout (\d+)s;", site, re.M).group(1))
+    window = int(re.search(r"^uwsgi_next_upstream_timeout (\d+)s;", site, re.M).group(1))
+    assert window == settings.PROXY_RETRY_WINDOW
+    assert connect < window

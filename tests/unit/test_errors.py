@@ -132,10 +132,16 @@ def test_unknown_parameters_are_ignored(client):
 
 
 @pytest.mark.parametrize(
-    "url", ["/", "/nope", "/fib", "/fib/", "/fib/1/2", "/up/", "//up", "/FIB/1", "/static/x"]
+    "url", ["/nope", "/fib", "/fib/", "/fib/1/2", "/up/", "/FIB/1", "/static/x"]
 )
 def test_unknown_routes(client, assert_problem, url):
     assert_problem(client.get(url), 404)
+
+
+def test_a_doubled_slash_gets_json_not_an_html_redirect(client):
+    # the test client reads "//up" as host "up", path "/": set the path itself
+    response = client.get("/", environ_overrides={"PATH_INFO": "//up"})
+    assert response.is_json and response.status_code in (200, 404)
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -193,8 +199,13 @@ def test_unexpected_exception(failing_app, assert_problem, capsys):
     assert "unhandled exception on GET /boom" in err
     assert "RuntimeError: secret connection string" in err
     assert "Traceback" in err
-    # the traceback is kept on one line
-    assert err.count("\n") == 1
+    # the traceback is kept on one line, followed by the failed request's line,
+    # both with the request's ID
+    lines = err.splitlines()
+    assert len(lines) == 2, lines
+    request_id = response.headers["X-Request-ID"]
+    assert "Traceback" in lines[0] and f"[{request_id}]" in lines[0]
+    assert "GET /boom 500 in" in lines[1] and f"[{request_id}]" in lines[1]
 
 
 def test_http_exception_headers_are_kept(failing_app, assert_problem):

@@ -9,7 +9,7 @@ import string
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from app import create_app
@@ -150,7 +150,11 @@ def test_raw_query_strings(client, route, query):
 @SETTINGS
 @given(path=st.text(max_size=40))
 def test_arbitrary_paths(client, path):
-    assert_json_answer(client.get("/" + quote(path, safe="/%")))
+    url = "/" + quote(path, safe="/%")
+    # "/" is the front page, the one HTML answer (test_front.py); the test
+    # client reads "//x" as host "x", path "/"
+    assume(url != "/" and not url.startswith("//"))
+    assert_json_answer(client.get(url))
 
 
 @SETTINGS

@@ -1,5 +1,6 @@
 """Every endpoint with valid input: bodies, defaults, headers, timing."""
 
+import json
 import os
 import platform
 import re
@@ -10,6 +11,7 @@ import pytest
 
 from app import create_app
 from app.fib import fib_doubling
+from wsgistack import cpus
 
 SERVER_TIMING = re.compile(r"app;dur=(\d+\.\d{3}), cpu;dur=(\d+\.\d{3})")
 
@@ -149,7 +151,11 @@ def test_info(client):
         "implementation",
         "gil_enabled",
         "configured",
+        "cpus",
         "requests_served",
+        "client",
+        "request_id",
+        "authorization",
     ]
     assert body["hostname"] == socket.gethostname()
     assert body["pid"] == os.getpid()
@@ -159,6 +165,22 @@ def test_info(client):
     assert isinstance(body["gil_enabled"], bool)
     assert body["configured"] == {"processes": None, "threads": None}
     assert body["requests_served"] == 1
+    assert body["client"] == {"address": "127.0.0.1", "scheme": "http"}
+    assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
+    assert body["authorization"] is None
+
+
+def test_info_reports_the_cpus_the_worker_default_follows(client):
+    body = client.get("/info").get_json()["cpus"]
+    assert set(body) == {"available", "quota", "quota_source", "affinity", "host"}
+    assert body["available"] == cpus.available_cpus() >= 1
+    assert body["host"] == os.cpu_count()
+
+
+def test_info_names_the_authorization_scheme_never_the_credentials(client):
+    body = client.get("/info", headers={"Authorization": "Bearer s3cret"}).get_json()
+    assert body["authorization"] == "Bearer"
+    assert "s3cret" not in json.dumps(body)
 
 
 def test_info_server_software_and_configuration(monkeypatch):

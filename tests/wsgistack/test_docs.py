@@ -18,3 +18,10 @@ def test_readme_documents_every_stack_knob(knob):
 @pytest.mark.parametrize("key", sorted(DEFAULTS))
 def test_readme_documents_every_app_setting(key):
     assert f"| `{key}` |" in README
+
+
+def test_readme_guarantee_table_is_the_suites_declarations():
+    from tests.integration.guarantees import markdown_table
+
+    table = README.split("<!-- guarantees:start -->\n")[1].split("<!-- guarantees:end -->")[0]
+    assert table == markdown_table(), "run: python -m tests.integration.guarantees"

@@ -32,7 +32,7 @@ What granian cannot do, unlike the web servers in front of the other stacks
 - A graceful stop (SIGTERM) lets the requests in flight finish, but the
   connections still waiting in the kernel's backlog are reset when granian
   closes its socket (2 x 4 threads, 12 slow requests sent: the 8 in flight
-  answered, the 4 queued got connection resets; gunicorn answers them).
+  answered, the 4 queued got connection resets), as gunicorn's does.
 - No refusal under overload: beyond ``backpressure`` connections per worker,
   granian stops accepting and connections wait in the kernel's backlog; past
   that the kernel drops them. None gets a quick 503.
@@ -57,13 +57,36 @@ from pathlib import Path
 
 from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes, TaskImpl
 from granian.http import HTTP1Settings
-from granian.log import LogLevels
+from granian.log import LOGGING_CONFIG, LogLevels
 from granian.server import Server
 
 from wsgistack.settings import Settings
 
 # sys._is_gil_enabled only exists from 3.13; before that the GIL is always on
 FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
+
+# the health probes (/livez, /readyz), kept out of the access log as every
+# stack keeps them (granian has no such option: a logging filter does it)
+PROBES = {"/livez", "/readyz"}
+
+
+class NoProbes:
+    """Drops granian's access-log records of the health probes."""
+
+    def filter(self, record) -> bool:
+        # granian logs each request with a dict of its fields as the arguments
+        return not (isinstance(record.args, dict) and record.args.get("path") in PROBES)
+
+
+# granian's own logging config (granian/log.py), the access handler filtered;
+# granian merges this dict's top-level keys over its own
+LOG_CONFIG = {
+    "filters": {"no_probes": {"()": NoProbes}},
+    "handlers": {
+        **LOGGING_CONFIG["handlers"],
+        "access": {**LOGGING_CONFIG["handlers"]["access"], "filters": ["no_probes"]},
+    },
+}
 
 
 def build(settings: Settings) -> Server:
@@ -182,12 +205,17 @@ def build(settings: Settings) -> Server:
         # -------------------------------------------------------------------
         log_enabled=True,
         log_level=LogLevels.info,
+        # the access log without the health probes (above). default: granian's own
+        log_dictconfig=LOG_CONFIG,
         # one JSON object per request, as the other stacks log; dt_ms is the
-        # whole request as granian saw it. default: False (no access log)
+        # whole request as granian saw it; granian has the path and the query
+        # string apart, so a request without a query string ends in "?".
+        # default: False (no access log)
         log_access=True,
         log_access_format=(
-            '{"time":"%(time)s","remote_addr":"%(addr)s","request":"%(method)s %(path)s'
-            ' %(protocol)s","status":%(status)d,"request_time_ms":%(dt_ms).3f}'
+            '{"time":"%(time)s","remote_addr":"%(addr)s","request":"%(method)s'
+            ' %(path)s?%(query_string)s %(protocol)s","status":%(status)d,'
+            '"request_time_ms":%(dt_ms).3f}'
         ),
         # -------------------------------------------------------------------
         # not used here, stated so that nothing is implicit

@@ -11,6 +11,7 @@ Both expose: ``base_url``, ``settings``, ``slots``, ``start()``, ``wait_ready()`
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import signal
 import subprocess
@@ -192,6 +193,10 @@ COMPOSE_PORT_VARIABLES = {
 COMPOSE_OTHER_PORT_VARIABLES = {"freethreaded": ("GUNICORN_FT_HTTP_PORT",)}
 
 
+# numbers the compose targets of a session
+_TARGETS = itertools.count()
+
+
 @dataclass
 class ComposeTarget:
     """A compose profile brought up with ``docker compose up --wait``, in a
@@ -211,8 +216,10 @@ class ComposeTarget:
         self.settings = Settings.from_env({}, **overrides, PORT=port)
         self.base_url = f"http://127.0.0.1:{port}"
         self.https_url = f"https://127.0.0.1:{self.settings.TLS_PUBLIC_PORT}"
-        # one project per suite stack (docker-uwsgi and docker-uwsgi-edge run side by side)
-        self.project = f"wsgistack-suite-{self.log_path.stem}-{os.getpid()}"
+        # one project per target (docker-uwsgi and docker-uwsgi-edge run side by
+        # side, and so do a session's stack and a fresh one of the same name,
+        # whose `down` must not take the session's down with it)
+        self.project = f"wsgistack-suite-{self.log_path.stem}-{os.getpid()}-{next(_TARGETS)}"
         self.other_ports = {
             variable: str(find_free_port())
             for variable in COMPOSE_OTHER_PORT_VARIABLES.get(self.profile, ())

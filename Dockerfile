@@ -300,3 +300,154 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 # the web UI on the container's interface (locust.conf keeps it on loopback natively)
 CMD ["locust", "--config", "/srv/loadtests/locust.conf", "--web-host", "0.0.0.0"]
+
+###############################################################################
+# Free-threaded CPython (PEP 703, "no GIL"), built from Debian's own source
+# package, since Debian ships no free-threaded build (trixie or sid). A stage
+# of its own, so that the layer cache builds it once per machine (about 2-3
+# minutes with 2 cores) and every later build reuses it.
+#
+#   docker build --target freethreaded --tag wsgistack-freethreaded .
+#   docker build --target freethreaded --build-arg PYTHON_FT_VERSION=3.14 ...
+#
+# PYTHON_FT_VERSION: the one knob. The source package python$VERSION of the
+# suite in the base image (trixie: 3.13); a newer one where the mirror serves
+# it re-measures the benchmark's interpreter axis with nothing else changed.
+# The build: Debian's pristine upstream tarball (the orig tarball, without
+# Debian's patches), `./configure --disable-gil --enable-shared`:
+#   --disable-gil    the free-threaded build (python3.13t, sys._is_gil_enabled()
+#                    is False unless PYTHON_GIL=1 or an extension asks for it)
+#   --enable-shared  a libpython3.13t.so, which an embedding server (mod_wsgi)
+#                    links; rpath so the interpreter finds it without LD_*
+# No --enable-optimizations (PGO) or --with-lto: they triple the build time.
+# Debian's python3 has both, so part of the cost per request measured against
+# it is the build's, not free-threading's (docs/free-threading.md).
+FROM debian:trixie-slim AS python-ft-build
+
+ARG PYTHON_FT_VERSION=3.13
+
+# deb-src: the image's own mirrors, also for source packages; the build
+# dependencies of CPython's optional modules that pip and the app need (ssl,
+# zlib, ctypes via libffi, bz2, lzma, sqlite3, uuid)
+# unpinned on purpose, as in the base stage: the Debian suite is the pin
+# hadolint ignore=DL3008
+RUN sed -i 's/^Types: deb$/Types: deb deb-src/' /etc/apt/sources.list.d/debian.sources \
+    && apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        build-essential pkg-config xz-utils \
+        libssl-dev zlib1g-dev libffi-dev libbz2-dev liblzma-dev libsqlite3-dev uuid-dev
+
+WORKDIR /build
+# --download-only: the .dsc, the orig tarball and Debian's packaging, with no
+# dpkg-source unpacking (and so no Debian patches); apt checks each file's hash
+# against the signed Sources index
+# hadolint ignore=DL3003
+RUN chown _apt /build \
+    && apt-get source --download-only "python${PYTHON_FT_VERSION}" \
+    && tar -xf "python${PYTHON_FT_VERSION}_"*.orig.tar.?z \
+    && cd Python-* \
+    && ./configure --prefix=/opt/python-ft --disable-gil --enable-shared \
+        LDFLAGS="-Wl,-rpath,/opt/python-ft/lib" >/dev/null \
+    && make -j"$(nproc)" >/dev/null \
+    && make install >/dev/null \
+    && rm -rf /opt/python-ft/lib/python*/test /opt/python-ft/lib/python*/idlelib \
+        /opt/python-ft/lib/python*/tkinter /opt/python-ft/lib/python*/turtledemo \
+    && ln -s "python${PYTHON_FT_VERSION}t" /opt/python-ft/bin/python-ft \
+    && /opt/python-ft/bin/python-ft -c 'import sys, sysconfig; assert not sys._is_gil_enabled(); print(sys.version, sysconfig.get_config_var("CONFIG_ARGS"))' \
+    && rm -rf /build /var/lib/apt/lists/*
+
+###############################################################################
+# the free-threaded venv: the app and the servers that run it without the GIL
+# (gunicorn gthread, granian), pinned in requirements-freethreaded.txt
+FROM base AS freethreaded-venv
+
+COPY --from=python-ft-build /opt/python-ft /opt/python-ft
+COPY requirements-freethreaded.txt /tmp/requirements-freethreaded.txt
+# the runtime libraries of ssl, ctypes, bz2, lzma, sqlite3 come with Debian's
+# python3 in the base stage; the import line fails the build if one goes missing
+RUN --mount=type=secret,id=ca_bundle,required=false \
+    if [ -s /run/secrets/ca_bundle ]; then \
+        export PIP_CERT=/run/secrets/ca_bundle REQUESTS_CA_BUNDLE=/run/secrets/ca_bundle; \
+    fi; \
+    /opt/python-ft/bin/python-ft -c 'import ssl, ctypes, bz2, lzma, sqlite3, uuid, zlib' \
+    && /opt/python-ft/bin/python-ft -m venv /opt/venv \
+    && PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/venv/bin/pip install --no-cache-dir \
+        --only-binary=:all: -r /tmp/requirements-freethreaded.txt \
+    && echo /srv > "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/wsgistack-src.pth"
+
+###############################################################################
+# the app on the free-threaded interpreter, served by granian (the default
+# command) or gunicorn gthread (compose.yaml's gunicorn-ft service): threads
+# of one process run Python code in parallel here
+FROM base AS freethreaded
+
+ARG UID
+ARG GID
+
+COPY --from=python-ft-build /opt/python-ft /opt/python-ft
+COPY --from=freethreaded-venv /opt/venv /opt/venv
+COPY docker/entrypoint.sh docker/healthcheck.py /usr/local/bin/
+COPY --chown=${UID}:${GID} wsgistack /srv/wsgistack
+COPY --chown=${UID}:${GID} deploy/gunicorn /srv/deploy/gunicorn
+COPY --chown=${UID}:${GID} deploy/granian /srv/deploy/granian
+COPY --chown=${UID}:${GID} app /srv/app
+
+# no PYTHON_GIL=0 on purpose: CPython turns the GIL back on (with a warning)
+# when it imports an extension module not declared free-threading safe, and
+# the test that /info's gil_enabled is false (tests/integration/
+# test_freethreaded.py) must see that. Both servers read the knobs from the
+# environment (wsgistack.settings): nothing to render.
+ENV PORT=8085 \
+    PATH=/opt/venv/bin:$PATH \
+    WSGISTACK_TEMPLATES=
+
+USER ${UID}:${GID}
+EXPOSE 8085
+# granian and gunicorn both let in-flight requests finish on SIGTERM
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
+ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
+CMD ["python", "/srv/deploy/granian/serve.py"]
+
+###############################################################################
+# granian on Debian's python3 (the GIL build): the app venv plus granian,
+# pinned in requirements-granian.txt
+FROM app-venv AS granian-venv
+
+COPY requirements-granian.txt /tmp/requirements-granian.txt
+RUN --mount=type=secret,id=ca_bundle,required=false \
+    if [ -s /run/secrets/ca_bundle ]; then \
+        export PIP_CERT=/run/secrets/ca_bundle REQUESTS_CA_BUNDLE=/run/secrets/ca_bundle; \
+    fi; \
+    /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements-granian.txt
+
+###############################################################################
+# the app under granian alone, no proxy, on 8085: deploy/granian/serve.py
+# holds every option. Same file, same port as the freethreaded target.
+FROM base AS granian
+
+ARG UID
+ARG GID
+
+COPY --from=granian-venv /opt/venv /opt/venv
+COPY docker/entrypoint.sh docker/healthcheck.py /usr/local/bin/
+COPY --chown=${UID}:${GID} wsgistack /srv/wsgistack
+COPY --chown=${UID}:${GID} deploy/granian /srv/deploy/granian
+COPY --chown=${UID}:${GID} app /srv/app
+
+# serve.py reads the knobs from the environment (wsgistack.settings): nothing
+# to render
+ENV PORT=8085 \
+    PATH=/opt/venv/bin:$PATH \
+    WSGISTACK_TEMPLATES=
+
+USER ${UID}:${GID}
+EXPOSE 8085
+# granian's workers stop accepting and finish their requests on SIGTERM
+# (within workers_kill_timeout)
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
+ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
+CMD ["python", "/srv/deploy/granian/serve.py"]

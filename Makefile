@@ -45,11 +45,12 @@ deps: ## install the Debian packages the native stacks need (as root; else say w
 test-deps: ## install what the tests need beyond the stacks: curl (HTTP/2), headless Chromium
 	$(call apt_install,$(TEST_APT_PACKAGES))
 
-$(VENV)/.installed: requirements-dev.txt requirements.txt requirements-loadtest.txt pyproject.toml
+$(VENV)/.installed: requirements-dev.txt requirements.txt requirements-loadtest.txt \
+		requirements-granian.txt pyproject.toml
 	@test -x $(SYSTEM_PYTHON) || { echo "$(SYSTEM_PYTHON) missing: apt-get install python3 python3-venv"; exit 1; }
 	$(SYSTEM_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt -r requirements-granian.txt
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
@@ -88,6 +89,10 @@ base-image: ## build a local debian:trixie-slim stand-in where Docker Hub is unr
 .PHONY: docker-build
 docker-build: ## build every image (wsgistack-<target>:latest)
 	docker compose --profile '*' build
+
+.PHONY: freethreaded
+freethreaded: ## build the free-threaded CPython image (wsgistack-freethreaded; PYTHON_FT_VERSION=3.13)
+	time docker compose --profile freethreaded build
 
 .PHONY: test
 test: deps test-deps venv docker-deps ## install what is needed, then run the whole test suite

@@ -160,6 +160,21 @@ def apache(settings: Settings, run_dir: Path) -> list[Server]:
     ]
 
 
+def granian(settings: Settings, run_dir: Path) -> list[Server]:
+    """granian alone, no proxy: its options are in deploy/granian/serve.py."""
+    argv = [_venv_bin(settings, "python"), str(DEPLOY_DIR / "granian" / "serve.py")]
+    return [
+        Server(
+            "granian",
+            argv,
+            # SIGTERM: workers stop accepting and finish their requests
+            # (workers_kill_timeout); SIGHUP: workers replaced one by one
+            stop_signal=signal.SIGTERM,
+            reload=_signal(signal.SIGHUP),
+        ),
+    ]
+
+
 STACKS: dict[str, StackSpec] = {
     spec.name: spec
     for spec in (
@@ -179,6 +194,9 @@ STACKS: dict[str, StackSpec] = {
         StackSpec(
             "uwsgi-direct", "uWSGI alone on its HTTP socket (benchmark yardstick)", 8084,
             {"uwsgi": APT_UWSGI}, uwsgi_direct, needs_system_python=True,
+        ),
+        StackSpec(
+            "granian", "granian (Rust HTTP server, WSGI threads), no proxy", 8085, {}, granian,
         ),
     )
 }  # fmt: skip

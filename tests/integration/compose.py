@@ -18,7 +18,17 @@ ROOT = Path(__file__).resolve().parents[2]
 # container tests side by side on one engine
 PROJECT = os.environ.get("WSGISTACK_TEST_PROJECT", "wsgistack-test")
 PORT_BASE = int(os.environ.get("WSGISTACK_TEST_PORT_BASE", "28080"))
-HOST_PORTS = {"uwsgi": PORT_BASE, "apache": PORT_BASE + 1, "gunicorn": PORT_BASE + 2}
+HOST_PORTS = {
+    "uwsgi": PORT_BASE,
+    "apache": PORT_BASE + 1,
+    "gunicorn": PORT_BASE + 2,
+    "granian": PORT_BASE + 10,
+    # granian on the free-threaded interpreter; gunicorn-ft at + GUNICORN_FT_OFFSET
+    "freethreaded": PORT_BASE + 11,
+}
+# gunicorn-ft's port beside granian-ft's (the freethreaded profile has both),
+# clear of every stack's production port (+ 3)
+GUNICORN_FT_OFFSET = 5
 LOCUST_WEB_PORT = PORT_BASE + 9
 IMAGE_TAG = os.environ.get("IMAGE_TAG", "latest")
 # Locust gets a project of its own, so that it never touches the stack under test
@@ -29,10 +39,16 @@ PRODUCTION_PROJECT = f"{PROJECT}-prod"
 PRODUCTION_PORTS = {stack: port + 3 for stack, port in HOST_PORTS.items()}
 STACKS = tuple(HOST_PORTS)
 # the compose services of each stack; the first one answers HTTP
-SERVICES = {"uwsgi": ("uwsgi-nginx", "uwsgi-app"), "apache": ("apache",), "gunicorn": ("gunicorn",)}
+SERVICES = {
+    "uwsgi": ("uwsgi-nginx", "uwsgi-app"),
+    "apache": ("apache",),
+    "gunicorn": ("gunicorn",),
+    "granian": ("granian",),
+    "freethreaded": ("granian-ft", "gunicorn-ft"),
+}
 IMAGES = {
     target: f"wsgistack-{target}:{IMAGE_TAG}"
-    for target in ("uwsgi", "nginx", "apache", "gunicorn", "locust")
+    for target in ("uwsgi", "nginx", "apache", "gunicorn", "locust", "granian", "freethreaded")
 }
 STOP_SIGNALS = {
     "uwsgi": "SIGTERM",  # with hook-master-start = unix_signal:15 gracefully_kill_them_all
@@ -40,6 +56,8 @@ STOP_SIGNALS = {
     "apache": "SIGWINCH",
     "gunicorn": "SIGTERM",
     "locust": "SIGTERM",
+    "granian": "SIGTERM",
+    "freethreaded": "SIGTERM",
 }
 # an arbitrary UID with GID 0, as OpenShift runs containers
 ARBITRARY_USER = "12345:0"
@@ -73,6 +91,9 @@ def compose_env(extra: dict[str, str] | None = None, ports=HOST_PORTS) -> dict[s
         # the HTTPS ports (published whether TLS is on or not), beside them
         UWSGI_HTTPS_PORT=str(ports["uwsgi"] + HTTPS_OFFSET),
         APACHE_HTTPS_PORT=str(ports["apache"] + HTTPS_OFFSET),
+        GRANIAN_HTTP_PORT=str(ports["granian"]),
+        GRANIAN_FT_HTTP_PORT=str(ports["freethreaded"]),
+        GUNICORN_FT_HTTP_PORT=str(ports["freethreaded"] + GUNICORN_FT_OFFSET),
         LOCUST_WEB_PORT=str(LOCUST_WEB_PORT),
         # `up --wait` returns one interval after the servers are ready
         HEALTHCHECK_INTERVAL="2s",

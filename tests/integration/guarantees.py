@@ -86,6 +86,19 @@ GUNICORN = {
     "graceful_reload",
 }
 
+# granian alone, like gunicorn: no proxy in front, so no per-request timeout,
+# no overload shedding, no Host check, no body limit, no slow-body defence, no
+# security headers; a stop finishes the requests in flight and resets the
+# connections still queued in the kernel's backlog (deploy/granian/serve.py)
+GRANIAN = {
+    "endpoints",
+    "front_page",
+    "concurrency",
+    "bad_input",
+    "graceful_stop_in_flight_only",
+    "graceful_reload",
+}
+
 # the edge, with TLS=1 and (natively) a trusted load balancer at 127.0.0.2: HTTPS as
 # Mozilla's intermediate profile wants it, with HTTP/2; forwarded headers and
 # request IDs believed from the balancer only; compressed JSON
@@ -106,6 +119,11 @@ BEHAVIOURS: dict[str, set[str]] = {
     "docker-apache": CONTAINERIZED | {"front_page"},
     "docker-apache-edge": EDGE,
     "docker-gunicorn": GUNICORN - {"graceful_reload"},
+    "granian": GRANIAN,
+    "docker-granian": GRANIAN - {"graceful_reload"},
+    # granian on free-threaded CPython: its workers are threads of one process,
+    # so the one-pid-per-process check of "concurrency" cannot show there
+    "docker-freethreaded": GRANIAN - {"graceful_reload", "concurrency"},
     # the development server is a baseline for comparison, not for production
     "devserver": {"endpoints"},
 }
@@ -140,6 +158,8 @@ STACK_NAMES = {
     "uwsgi": "nginx + uWSGI",
     "apache": "Apache + mod_wsgi",
     "gunicorn": "gunicorn",
+    "granian": "granian",
+    "freethreaded": "granian, free-threaded",
     "devserver": "Flask dev server",
 }
 # how a variant of the suite is run, in the table's words

@@ -11,13 +11,13 @@ Both expose: ``base_url``, ``settings``, ``slots``, ``start()``, ``wait_ready()`
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,7 +185,16 @@ COMPOSE_PORT_VARIABLES = {
     "uwsgi": "UWSGI_HTTP_PORT",
     "apache": "APACHE_HTTP_PORT",
     "gunicorn": "GUNICORN_HTTP_PORT",
+    "granian": "GRANIAN_HTTP_PORT",
+    "freethreaded": "GRANIAN_FT_HTTP_PORT",
 }
+# the other ports a profile publishes: free ones too, so that a suite project
+# never holds a port of the container tests' project
+COMPOSE_OTHER_PORT_VARIABLES = {"freethreaded": ("GUNICORN_FT_HTTP_PORT",)}
+
+
+# numbers the compose targets of a session
+_TARGETS = itertools.count()
 
 
 @dataclass
@@ -207,9 +216,16 @@ class ComposeTarget:
         self.settings = Settings.from_env({}, **overrides, PORT=port)
         self.base_url = f"http://127.0.0.1:{port}"
         self.https_url = f"https://127.0.0.1:{self.settings.TLS_PUBLIC_PORT}"
-        # a project per target: the session's docker-uwsgi, docker-uwsgi-edge and
-        # a fresh docker-uwsgi that a test stops all run side by side
-        self.project = f"wsgistack-suite-{self.log_path.stem}-{uuid.uuid4().hex[:8]}"
+        # one project per target (docker-uwsgi and docker-uwsgi-edge run side by
+        # side, and so do a session's stack and a fresh one of the same name,
+        # whose `down` must not take the session's down with it)
+        self.project = f"wsgistack-suite-{self.log_path.stem}-{os.getpid()}-{next(_TARGETS)}"
+        self.other_ports = {
+            variable: str(find_free_port())
+            for variable in COMPOSE_OTHER_PORT_VARIABLES.get(self.profile, ())
+        }
+        if self.profile in COMPOSE_HTTPS_PORT_VARIABLES:
+            self.other_ports[COMPOSE_HTTPS_PORT_VARIABLES[self.profile]] = str(self.https_port)
         self._stopping: subprocess.Popen | None = None
         self._engine = False
 
@@ -224,7 +240,7 @@ class ComposeTarget:
             **knobs,
             **SUITE_APP_ENV,
             COMPOSE_PORT_VARIABLES[self.profile]: str(self.settings.PORT),
-            COMPOSE_HTTPS_PORT_VARIABLES[self.profile]: str(self.https_port),
+            **self.other_ports,
             "STOP_GRACE_PERIOD": f"{self.settings.STOP_GRACE_PERIOD}s",
             # a restarted container would hide a crash from the suite
             "RESTART_POLICY": "no",

@@ -536,8 +536,16 @@ LAYOUT = {
     "uwsgi": (("app", "uwsgi", "uwsgi-app"), ("proxy", "nginx", None)),
     "apache": (("proxy", "apache", None),),
     "gunicorn": (("proxy", "gunicorn", None),),
+    "granian": (("proxy", "granian", None),),
+    "freethreaded": (("proxy", "freethreaded", None),),
 }
-CONTAINER_PORTS = {"nginx": 8080, "apache": 8081, "gunicorn": 8082}
+CONTAINER_PORTS = {
+    "nginx": 8080,
+    "apache": 8081,
+    "gunicorn": 8082,
+    "granian": 8085,
+    "freethreaded": 8085,
+}
 
 
 @dataclass
@@ -601,7 +609,14 @@ def test_runs_under_an_arbitrary_uid(images, stack_name: str) -> None:
 
 
 # (stack, the container stopped while a request is in flight)
-GRACEFUL_STOPS = [("uwsgi", "proxy"), ("uwsgi", "app"), ("apache", "proxy"), ("gunicorn", "proxy")]
+GRACEFUL_STOPS = [
+    ("uwsgi", "proxy"),
+    ("uwsgi", "app"),
+    ("apache", "proxy"),
+    ("gunicorn", "proxy"),
+    ("granian", "proxy"),
+    ("freethreaded", "proxy"),
+]
 
 
 @pytest.mark.server

@@ -18,6 +18,7 @@ STACK_COLORS = {
     "gunicorn": "tab:green",
     "devserver": "tab:red",
     "uwsgi-direct": "tab:purple",
+    "granian": "tab:brown",
 }
 
 

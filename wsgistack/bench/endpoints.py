@@ -29,6 +29,7 @@ DOCKER_PORT_VARIABLES = {
     "uwsgi": "UWSGI_HTTP_PORT",
     "apache": "APACHE_HTTP_PORT",
     "gunicorn": "GUNICORN_HTTP_PORT",
+    "granian": "GRANIAN_HTTP_PORT",
 }
 # a swarm run's stack name: "swarm-2" is nginx in front of 2 uWSGI replicas
 SWARM_PREFIX = "swarm-"

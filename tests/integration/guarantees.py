@@ -89,15 +89,9 @@ GUNICORN = {
 # granian alone, like gunicorn: no proxy in front, so no per-request timeout,
 # no overload shedding, no Host check, no body limit, no slow-body defence, no
 # security headers; a stop finishes the requests in flight and resets the
-# connections still queued in the kernel's backlog (deploy/granian/serve.py)
-GRANIAN = {
-    "endpoints",
-    "front_page",
-    "concurrency",
-    "bad_input",
-    "graceful_stop_in_flight_only",
-    "graceful_reload",
-}
+# connections still queued in the kernel's backlog (deploy/granian/serve.py):
+# what gunicorn shows, no more
+GRANIAN = set(GUNICORN)
 
 # the edge, with TLS=1 and (natively) a trusted load balancer at 127.0.0.2: HTTPS as
 # Mozilla's intermediate profile wants it, with HTTP/2; forwarded headers and

@@ -118,6 +118,15 @@ format: venv ## rewrite the code in ruff's format
 bench: deps venv ## the benchmark (see README)
 	$(VENV)/bin/wsgistack bench
 
+# the interpreter axis' images: Debian's python3 (gunicorn, granian, apache), the
+# source-built GIL control and free-threaded CPython (the freethreaded profile)
+INTERPRETER_PROFILES = --profile gunicorn --profile granian --profile apache --profile freethreaded
+
+.PHONY: bench-interpreters
+bench-interpreters: deps venv docker-deps ## free-threaded CPython against the GIL builds, side by side (builds the images first)
+	docker compose $(INTERPRETER_PROFILES) build
+	$(VENV)/bin/wsgistack bench --interpreter debian,gil,freethreaded
+
 .PHONY: up
 up: deps venv ## run a native stack in the foreground: make up STACK=uwsgi|apache|gunicorn|devserver
 	$(VENV)/bin/wsgistack up $(STACK)

@@ -105,7 +105,7 @@ def test_results_csv_has_one_measured_row_per_run(quick):
         for column in ("server_cores", "generator_cores", "app_cpu_ms", "server_cpu_ms", "pss_mb"):
             assert float(row[column]) > 0, f"{where}: {column}"
         assert row["generator_bound"] in ("True", "False")
-        assert row["interpreter"].startswith("CPython 3."), where
+        assert row["python"].startswith("CPython 3."), where
         # the overhead floor is wrk's, the rest Locust's, whose CSV is kept beside ours
         if row["workload"] == "floor":
             assert row["engine"] == "wrk", where

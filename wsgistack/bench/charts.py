@@ -20,6 +20,17 @@ STACK_COLORS = {
     "uwsgi-direct": "tab:purple",
     "granian": "tab:brown",
 }
+# the other runs' names (swarm-N, gunicorn-freethreaded, ...): colours by order
+OTHER_COLORS = ("tab:cyan", "tab:olive", "tab:pink", "tab:gray", "navy", "gold", "teal", "black")
+
+
+def stack_color(stack: str, others: list[str]) -> str:
+    """A stack's colour: its own, or one of OTHER_COLORS by its place in ``others``
+    (every name of the chart), the same in every chart of one report."""
+    if stack in STACK_COLORS:
+        return STACK_COLORS[stack]
+    unnamed = [name for name in dict.fromkeys(others) if name not in STACK_COLORS]
+    return OTHER_COLORS[unnamed.index(stack) % len(OTHER_COLORS)]
 
 
 def pyplot():
@@ -76,7 +87,7 @@ def chart_workload(results: list[Result], workload: str, path: Path) -> Path | N
                     xs.append(j - 0.4 + width * (i + 0.5))
                     ys.append(getattr(run, metric))
                     hatches.append("//" if run.generator_bound else "")
-            bars = ax.bar(xs, ys, width, label=stack, color=STACK_COLORS.get(stack))
+            bars = ax.bar(xs, ys, width, label=stack, color=stack_color(stack, stacks))
             for bar, hatch in zip(bars, hatches, strict=True):
                 bar.set_hatch(hatch)
         ax.set_xticks(range(len(matrix)), [c.label for c in matrix])
@@ -102,7 +113,7 @@ def chart_overhead(rows: list[Overhead], path: Path) -> Path | None:
     for ax, name in zip(axes, workloads, strict=True):
         mine = [r for r in rows if r.workload == name]
         labels = [r.stack for r in mine]
-        colors = [STACK_COLORS.get(r.stack) for r in mine]
+        colors = [stack_color(r.stack, labels) for r in mine]
         ax.bar(labels, [r.app_cpu_ms for r in mine], color="lightgrey", label="the app's own")
         ax.bar(labels, [max(0.0, r.overhead_ms) for r in mine], bottom=[r.app_cpu_ms for r in mine],
                color=colors, label="servers and proxy")  # fmt: skip
@@ -136,7 +147,8 @@ def chart_replay(batches: list[BatchResult], path: Path) -> Path | None:
         ]
         for key in keys:
             values = [spreads[s].get(key) for s in sizes]
-            series.append((f"{key[0]} {concurrency_label(*key)}", STACK_COLORS.get(key[0]),
+            series.append((f"{key[0]} {concurrency_label(*key)}",
+                           stack_color(key[0], [k[0] for k in keys]),
                            [(v.median, v) if v else (None, None) for v in values]))  # fmt: skip
         width = 0.8 / len(series)
         for i, (label, color, values) in enumerate(series):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from wsgistack.bench import interpreters
 from wsgistack.bench.console import print_summary
 from wsgistack.bench.endpoints import (
     DOCKER_PORT_VARIABLES,
@@ -29,6 +32,7 @@ from wsgistack.bench.plan import (
     Concurrency,
     StackRun,
     build_plan,
+    name_list,
     parse_concurrency,
 )
 from wsgistack.bench.report import write_report
@@ -47,14 +51,7 @@ then the stack overhead per request, the floor, the tables, the original
 comparison replayed and the project's performance goals."""
 
 
-def stack_list(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in STACKS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown stack {', '.join(unknown) or text!r}; choose from: {', '.join(STACKS)}"
-        )
-    return list(dict.fromkeys(names))
+stack_list = name_list(STACKS, "stack")
 
 
 def positive(kind: Callable[[str], float]):
@@ -117,8 +114,8 @@ def add_parser(sub) -> None:
     parser.add_argument(
         "--stacks",
         type=stack_list,
-        default=list(DEFAULT_STACKS),
-        help=f"comma-separated (default {','.join(DEFAULT_STACKS)})",
+        help=f"comma-separated (default {','.join(DEFAULT_STACKS)}; with --interpreter: "
+        f"{','.join(interpreters.SERVERS)})",
     )
     parser.add_argument(
         "--settings",
@@ -138,6 +135,21 @@ def add_parser(sub) -> None:
         help="load the Docker Swarm stack (deploy/swarm/stack.yaml) deployed with each of "
         "these app replica counts in turn, e.g. 1,2,4 (the images must be built; swarm "
         "mode is entered and left if needed): CPU-bound, sequence and I/O workloads",
+    )
+    parser.add_argument(
+        "--interpreter",
+        type=interpreters.interpreter_list,
+        metavar="NAMES",
+        help="compare interpreters instead of stacks: the servers (gunicorn, granian, "
+        f"apache) in their images on each of these ({', '.join(interpreters.INTERPRETERS)}), "
+        "e.g. debian,gil,freethreaded, with `docker run` on the same CPUs: CPU-bound, "
+        "sequence and I/O workloads at 1x1, 1x2, 2x1 (or --settings), memory at 1x16, "
+        "2x8, 16x1 (not with --quick); the images must be built (make bench-interpreters)",
+    )
+    parser.add_argument(
+        "--cpuset",
+        help="with --interpreter: the CPUs every container is pinned to, as docker run's "
+        "--cpuset-cpus takes them (default: every CPU this process may use)",
     )
     add_common_arguments(parser, default_port=8090)
     parser.set_defaults(func=main)
@@ -173,6 +185,46 @@ def preflight(stacks: list[str], port: int, docker: bool) -> list[str]:
     return stacks
 
 
+def interpreter_preflight(servers: list[str], names: list[str], port: int) -> list[str]:
+    """The servers comparable on these interpreters, after checking that wrk, Docker
+    and every image are there."""
+    if wrk_binary() is None:
+        raise StackError("--interpreter loads with wrk: apt-get install wrk (make deps)")
+    chosen = interpreters.servers_of(servers, names)
+    if not chosen:
+        raise StackError(
+            f"none of {', '.join(servers)} has an image on two of {', '.join(names)} "
+            f"(images: {', '.join(interpreters.SERVERS)})"
+        )
+    missing = docker_images_missing(
+        {f"{interpreters.INTERPRETERS[n].images[s].name}:{interpreters.image_tag()}": n
+         for s in chosen for n in names if s in interpreters.INTERPRETERS[n].images}
+    )  # fmt: skip
+    if missing:
+        builds = sorted({interpreters.INTERPRETERS[n].build for n in missing.values()})
+        raise StackError(
+            f"missing images: {', '.join(missing)}; build them: make bench-interpreters, "
+            f"or {'; '.join(builds)} (with the same IMAGE_TAG)"
+        )
+    check_port_free("127.0.0.1", port)
+    return chosen
+
+
+def docker_images_missing(images: dict[str, str]) -> dict[str, str]:
+    """The images (of ``images``' keys) Docker does not have; no Docker is an error."""
+    if shutil.which("docker") is None:
+        raise StackError("--interpreter runs containers: no docker client (make docker-deps)")
+    missing = {}
+    for image, name in images.items():
+        result = subprocess.run(["docker", "image", "inspect", image], capture_output=True,
+                                text=True, timeout=30, check=False)  # fmt: skip
+        if result.returncode != 0:
+            if "Cannot connect" in result.stderr:
+                raise StackError(f"Docker: {result.stderr.strip()} (make docker-deps)")
+            missing[image] = name
+    return missing
+
+
 def without_missing_engines(plan: list[StackRun]) -> list[StackRun]:
     """wrk missing: the floor is left out, saying so."""
     if wrk_binary() is not None:
@@ -194,6 +246,11 @@ def new_report_dir(out: Path | None, prefix: str = "") -> Path:
 def main(args: argparse.Namespace) -> int:
     mode = MODES[args.mode]
     seconds = args.duration or mode.seconds
+    if args.interpreter:
+        return main_interpreters(args, mode, seconds)
+    if args.cpuset:
+        raise StackError("--cpuset pins the containers of --interpreter only")
+    args.stacks = args.stacks or list(DEFAULT_STACKS)
     if args.docker and args.settings:
         raise StackError(
             "--docker measures the compose stacks at the processes x threads they were started "
@@ -223,8 +280,36 @@ def main(args: argparse.Namespace) -> int:
         docker=args.docker or bool(args.swarm),
         engine_html=args.locust_html,
     )  # fmt: skip
+    return finish(outcome, verdicts, out_dir)
+
+
+def finish(outcome, verdicts, out_dir: Path) -> int:
     print_summary(outcome, verdicts, out_dir)
     if outcome.interrupted:
         print("wsgistack bench: interrupted; every server was stopped", file=sys.stderr)
         return 130
     return 0
+
+
+def main_interpreters(args: argparse.Namespace, mode, seconds: float) -> int:
+    """``--interpreter``: the servers in their images on each interpreter, side by side."""
+    if args.docker or args.swarm:
+        raise StackError("--interpreter starts its own containers: not with --docker or --swarm")
+    servers = interpreter_preflight(args.stacks or list(interpreters.SERVERS),
+                                    args.interpreter, args.port)  # fmt: skip
+    shapes = tuple(args.settings) if args.settings else interpreters.SCALING_SHAPES
+    memory = () if args.mode == "quick" else interpreters.MEMORY_SHAPES
+    plan = interpreters.build_plan(servers, args.interpreter, shapes, memory)
+    cpuset = args.cpuset or interpreters.default_cpuset()
+    out_dir = new_report_dir(args.out, prefix="interpreters-")
+    with interruptible():
+        outcome = execute(
+            plan, port=args.port, users=args.users, seconds=seconds, out_dir=out_dir,
+            workloads=interpreters.AXIS_WORKLOADS, cpuset=cpuset,
+        )  # fmt: skip
+    write_report(
+        out_dir, outcome, mode=mode, users=args.users, seconds=seconds,
+        title="wsgistack bench --interpreter", with_answer=False, with_goals=False,
+        docker=True, cpuset=cpuset,
+    )  # fmt: skip
+    return finish(outcome, [], out_dir)

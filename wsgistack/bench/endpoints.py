@@ -1,5 +1,6 @@
 """Where the load goes: a native stack started for the run, or a compose stack
-already up; what answers there (its interpreter), and its warm-up."""
+already up, or an image of the interpreter axis run for the run; what answers
+there (its Python), and its warm-up."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -49,10 +52,14 @@ class Endpoint:
     base_url: str
     # the server processes' roots; none for containers (out of sight from here)
     pids: list[int]
+    # the Python serving the app, as its /info says
+    python: str = ""
+    # the interpreter axis: its name, and the build's flags that matter to speed
     interpreter: str = ""
+    python_build: str = ""
 
 
-def interpreter(base_url: str) -> str:
+def python_description(base_url: str) -> str:
     """The Python serving the app, as its /info says: "CPython 3.11.2" (+ " no-GIL")."""
     with contextlib.suppress(OSError, ValueError):
         status, body = http_get(base_url + "/info", timeout=3)
@@ -96,7 +103,7 @@ def native_endpoint(run: StackRun, port: int, log_dir: Path, **overrides) -> Ite
         pids = [proc.pid for proc in stack.procs.values()]
         try:
             yield Endpoint(
-                run.stack, run.concurrency, stack.base_url, pids, interpreter(stack.base_url)
+                run.stack, run.concurrency, stack.base_url, pids, python_description(stack.base_url)
             )
         finally:
             stack.stop(grace=IDLE_STOP_GRACE)
@@ -123,7 +130,7 @@ def swarm_endpoint(stack: str, port: int) -> Iterator[Endpoint]:
             status, body = http_get(base_url + "/info", timeout=5)
             configured = json.loads(body).get("configured") or {} if status == 200 else {}
             pxt = Concurrency(configured.get("processes") or 0, configured.get("threads") or 0)
-            yield Endpoint(stack, pxt, base_url, [], interpreter(base_url))
+            yield Endpoint(stack, pxt, base_url, [], python_description(base_url))
     except swarm.SwarmError as exc:
         raise StackError(f"swarm: {exc}") from None
 
@@ -147,12 +154,84 @@ def docker_endpoint(stack: str) -> Endpoint:
     configured = json.loads(body).get("configured") or {}
     pxt = Concurrency(configured.get("processes") or 0, configured.get("threads") or 0)
     # its processes live in containers: their CPU is not sampled from here
-    return Endpoint(stack, pxt, base_url, [], interpreter(base_url))
+    return Endpoint(stack, pxt, base_url, [], python_description(base_url))
+
+
+def _docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _wait_for_info(base_url: str, container: str, timeout: float) -> None:
+    """Until the app answers /info; a container that ended or never answers is an error."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if http_get(base_url + "/info", timeout=2)[0] == 200:
+                return
+        state = _docker("inspect", "--format", "{{.State.Status}}", container).stdout.strip()
+        if state not in ("created", "running"):
+            break
+        time.sleep(0.3)
+    tail = _docker("logs", "--tail", "5", container).stderr.strip().replace("\n", " | ")
+    raise StackError(f"the container never answered /info at {base_url}: {tail}")
 
 
 @contextlib.contextmanager
-def open_endpoint(run: StackRun, port: int, out_dir: Path, docker: bool, overrides: dict):
-    if run.stack.startswith(SWARM_PREFIX):
+def container_endpoint(run: StackRun, port: int, log_dir: Path, cpuset: str) -> Iterator[Endpoint]:
+    """The run's server in its interpreter's image (interpreters.py), run at the run's
+    processes x threads on the CPUs of ``cpuset``, published on 127.0.0.1:``port``;
+    removed after the ``with`` block, its log in log_dir. Its processes are the
+    host's too: the container's PID 1 (the server: the entrypoint execs it) is the
+    root whose tree is sampled, as a native stack's."""
+    from wsgistack.bench import interpreters
+
+    image = interpreters.image_of(run)
+    name = f"{image.name}:{interpreters.image_tag()}"
+    started = _docker(
+        "run", "--detach", "--cpuset-cpus", cpuset, "--read-only", "--tmpfs", "/tmp",
+        # nothing but the benchmark sends a request
+        "--no-healthcheck",
+        "--env", f"WSGI_PROCESSES={run.concurrency.processes}",
+        "--env", f"WSGI_THREADS={run.concurrency.threads}",
+        "--publish", f"127.0.0.1:{port}:{image.port}",
+        "--label", "wsgistack.bench=interpreter", name, *image.command,
+    )  # fmt: skip
+    if started.returncode != 0:
+        raise StackError(f"docker run {name}: {started.stderr.strip()[-400:]}")
+    container = started.stdout.strip()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / f"{run.stack}-{run.concurrency.label}.log"
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        # 16 processes start on 2 cores in a few seconds; an image's first start longer
+        _wait_for_info(base_url, container, timeout=120)
+        pid = int(_docker("inspect", "--format", "{{.State.Pid}}", container).stdout)
+        probe = _docker("exec", container, interpreters.VENV_PYTHON, "-c",
+                        interpreters.PYTHON_PROBE)  # fmt: skip
+        build = json.loads(probe.stdout) if probe.returncode == 0 else {}
+        flags = interpreters.speed_flags(build.get("config_args", ""), build.get("opt", ""))
+        yield Endpoint(
+            run.stack, run.concurrency, base_url, [pid], python_description(base_url),
+            run.interpreter, flags if build else "",
+        )  # fmt: skip
+    finally:
+        logs = _docker("logs", container)
+        path.write_text(logs.stdout + logs.stderr, encoding="utf-8")
+        _docker("stop", "--time", str(int(IDLE_STOP_GRACE)), container)
+        _docker("rm", "--force", container)
+        compress(path)
+
+
+@contextlib.contextmanager
+def open_endpoint(
+    run: StackRun, port: int, out_dir: Path, docker: bool, overrides: dict, cpuset: str = ""
+):
+    if run.interpreter:
+        with container_endpoint(run, port, out_dir / "logs", cpuset) as endpoint:
+            yield endpoint
+    elif run.stack.startswith(SWARM_PREFIX):
         with swarm_endpoint(run.stack, port) as endpoint:
             yield endpoint
     elif docker:

@@ -49,6 +49,7 @@ def execute(
     workloads: dict[str, Workload] = WORKLOADS,
     overrides: dict[str, str] | None = None,
     engine_html: bool = False,
+    cpuset: str = "",
 ) -> Outcome:
     """Run the plan; a stack that fails to start is recorded and the rest go on."""
     outcome = Outcome()
@@ -56,7 +57,7 @@ def execute(
         for index, run in enumerate(plan):
             progress.start(run, "start")
             try:
-                with open_endpoint(run, port, out_dir, docker, overrides or {}) as endpoint:
+                with open_endpoint(run, port, out_dir, docker, overrides or {}, cpuset) as endpoint:
                     progress.finish(index, "start")
                     for name in run.workloads:
                         progress.start(run, name)
@@ -81,8 +82,8 @@ def execute(
                     if (run.stack, run.concurrency, name) not in done:
                         outcome.results.append(
                             Result(run.stack, run.concurrency.processes, run.concurrency.threads,
-                                   name, engine=workloads[name].engine, users=users,
-                                   error=str(exc))
+                                   name, engine=workloads[name].engine,
+                                   interpreter=run.interpreter, users=users, error=str(exc))
                         )  # fmt: skip
                 progress.skip(index)
             except KeyboardInterrupt:

@@ -96,6 +96,8 @@ def new_result(endpoint: Endpoint, workload: Workload, users: int, engine: str) 
         engine=engine,
         interpreter=endpoint.interpreter,
         users=users,
+        python=endpoint.python,
+        python_build=endpoint.python_build,
     )
 
 

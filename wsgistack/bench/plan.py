@@ -87,6 +87,22 @@ def parse_concurrency(text: str) -> Concurrency:
     return Concurrency(int(match[1]), int(match[2]))
 
 
+def name_list(choices, what: str):
+    """An argparse type: comma-separated names of ``choices``, each once, in order."""
+
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(unknown) or repr(text)}; "
+                f"choose from: {', '.join(choices)}"
+            )
+        return list(dict.fromkeys(names))
+
+    return parse
+
+
 def _pxt(*pairs: tuple[int, int]) -> tuple[Concurrency, ...]:
     return tuple(Concurrency(p, t) for p, t in pairs)
 
@@ -138,6 +154,9 @@ class StackRun:
     workloads: list[str]
     # workload -> {batch size: repeats} of the replay
     replays: dict[str, dict[int, int]] = field(default_factory=dict)
+    # the interpreter axis (bench/interpreters.py): the stack is a server in an image
+    # of this interpreter, started with `docker run`; "" for every other run
+    interpreter: str = ""
 
 
 def build_plan(

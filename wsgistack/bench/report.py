@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wsgistack.bench import answer, charts, goals
+from wsgistack.bench import answer, charts, goals, interpreters
 from wsgistack.bench.answer import CLAIMED
 from wsgistack.bench.locust_engine import GENERATOR_BOUND_CORES
 from wsgistack.bench.plan import (
@@ -228,6 +228,30 @@ def draw_charts(outcome: Outcome, folder: Path, overheads) -> dict[str, Path]:
     return drawn
 
 
+def comparison(results: list[Result], cpuset: str) -> dict | None:
+    """The interpreter axis' section: None without runs of that axis."""
+    if not any(r.interpreter for r in results):
+        return None
+    names, servers = interpreters.axis(results)
+    tables = []
+    for workload in interpreters.SCALING_WORKLOADS:
+        head, rows = interpreters.side_by_side(results, workload)
+        if rows:
+            tables.append((WORKLOADS[workload].title, head, rows))
+    return {
+        "verdict": interpreters.verdict(results),
+        "interpreter_rows": interpreters.interpreter_rows(results),
+        "tables": tables,
+        "scaling": interpreters.scaling_rows(results),
+        "memory": interpreters.memory_rows(results),
+        "memory_workload": WORKLOADS[interpreters.MEMORY_WORKLOAD].title,
+        "notes": [note for server, note in interpreters.PROCESS_NOTES.items() if server in servers],
+        "cpuset": cpuset or interpreters.default_cpuset(),
+        "tag": interpreters.image_tag(),
+        "interpreters": names,
+    }
+
+
 def environment():
     import jinja2
 
@@ -257,6 +281,7 @@ def write_report(
     with_goals: bool = True,
     engine_html: bool = False,
     extra_charts: dict[str, Path] | None = None,
+    cpuset: str = "",
 ) -> list[goals.Verdict]:
     """Every file of the report; the goals' verdicts. ``lead``: Markdown put first,
     a Jinja2 template: ``{{ chart_url("name") }}`` is the address of a chart of
@@ -322,6 +347,7 @@ def write_report(
             for v in verdicts
         ],  # fmt: skip
         "engine_html": engine_html,
+        "comparison": comparison(outcome.results, cpuset),
     }
     env = environment()
     template = env.get_template("report.md.j2")

@@ -30,9 +30,14 @@ class Result:
     threads: int
     workload: str
     engine: str = LOCUST
-    # the interpreter serving the app ("" where not known, e.g. in containers)
+    # the interpreter axis' name (bench/interpreters.py: debian, gil, freethreaded);
+    # "" for the runs without that axis
     interpreter: str = ""
     users: int = 0
+    # the Python serving the app, as its /info says: "CPython 3.13.5 no-GIL"
+    python: str = ""
+    # its build's flags that matter to speed (containers of the interpreter axis)
+    python_build: str = ""
     seconds: float | None = None
     requests: int | None = None
     failures: int | None = None

@@ -182,7 +182,7 @@ def test_report_html_is_self_contained_with_charts(quick):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--stacks", "uwsgi,nosuch"], "unknown stack 'nosuch'"),
+        (["--stacks", "uwsgi,nosuch"], "unknown stack nosuch; choose from: uwsgi"),
         (["--settings", "2by16"], "is not PROCESSESxTHREADS"),
         (["--duration", "0"], "must be above 0"),
         (["--quick", "--full"], "not allowed with argument"),

@@ -6,6 +6,15 @@
 #   apache    Apache + mod_wsgi 6 (daemon mode, built in a stage) on 8081
 #   gunicorn  the app under gunicorn on 8082
 #   locust    Locust master or worker; web UI on 8089
+#   granian   the app under granian on 8085 (Debian's python3)
+#
+# On CPython built from Debian's source package (PYTHON_BUILD: ft or gil):
+#   freethreaded         --disable-gil: granian (CMD) or gunicorn gthread
+#                        (`gunicorn --config /srv/deploy/gunicorn/gunicorn.conf.py`)
+#                        on 8085
+#   gil                  the control: the same build with the GIL, the same
+#                        servers, command and port (PYTHON_BUILD=gil)
+#   apache-freethreaded  Apache + mod_wsgi 6, WSGIFreeThreading On, on 8081
 #
 #   docker compose --profile uwsgi build
 #   docker build --target gunicorn --tag wsgistack-gunicorn .
@@ -27,6 +36,9 @@
 # numeric ids, so that runAsNonRoot-style checks can see a non-root user
 ARG UID=1000
 ARG GID=1000
+# the CPython build the freethreaded, gil and apache-freethreaded targets run:
+# ft (--disable-gil) or gil (the control); see python-source below
+ARG PYTHON_BUILD=ft
 
 ###############################################################################
 FROM debian:trixie-slim AS base
@@ -92,19 +104,31 @@ RUN --mount=type=secret,id=ca_bundle,required=false \
 RUN echo /srv > "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/wsgistack-src.pth"
 
 ###############################################################################
-# the apache image's venv: the app's, plus mod_wsgi 6.1.1 compiled against
-# trixie's Apache and python3 (requirements-mod_wsgi.txt says why not Debian's
-# libapache2-mod-wsgi-py3). The compiler and headers stay in this stage.
-FROM app-venv AS mod-wsgi-venv
+# what mod_wsgi 6.1.1 compiles with: Debian's Apache headers and apxs, a
+# compiler, python3's headers (the apache image's Python; the free-threaded
+# build brings its own), and the CA store Debian's pip reads (in the apache
+# image's venv, as in venv-builder). requirements-mod_wsgi.txt says why not
+# Debian's libapache2-mod-wsgi-py3. The mod-wsgi-*venv stages below build into
+# their venv on top of this; the compiler and headers stay in them.
+FROM base AS mod-wsgi-build
 
 # unpinned on purpose, as in the base stage: the Debian suite is the pin
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        apache2-dev python3-dev gcc \
+        apache2-dev python3-dev gcc ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_DEFAULT_TIMEOUT=120
 COPY requirements-mod_wsgi.txt /tmp/requirements-mod_wsgi.txt
+
+###############################################################################
+# the apache image's venv: the app's, plus mod_wsgi compiled against trixie's
+# Apache and python3
+FROM mod-wsgi-build AS mod-wsgi-venv
+
+COPY --from=app-venv /opt/venv /opt/venv
 RUN --mount=type=secret,id=ca_bundle,required=false \
     if [ -s /run/secrets/ca_bundle ]; then \
         export PIP_CERT=/run/secrets/ca_bundle REQUESTS_CA_BUNDLE=/run/secrets/ca_bundle; \
@@ -206,25 +230,24 @@ ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 CMD ["nginx", "-e", "stderr", "-p", "/tmp/wsgistack/nginx", "-c", "nginx.conf"]
 
 ###############################################################################
-FROM base AS apache
+# Apache and the stack's configs, without mod_wsgi or Python: the apache and
+# apache-freethreaded targets add the interpreter and its venv (the module is
+# in the venv; httpd.conf's LoadModule finds it from VENV)
+FROM base AS apache-server
 
 ARG UID
 ARG GID
 
 # apache2-bin: the server and its modules, without the apache2 package's
 # perl, scripts and Debian site layout that a rendered httpd.conf does not use;
-# libpython3.X: the shared Python library the venv's mod_wsgi links to;
 # openssl makes the throwaway certificate when TLS=1 and none is mounted
 # unpinned on purpose, as in the base stage: the Debian suite is the pin
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         apache2-bin openssl \
-        "$(python3 -c 'import sys; print("libpython%d.%d" % sys.version_info[:2])')" \
     && rm -rf /var/lib/apt/lists/*
 
-# mod_wsgi's module is in the venv; httpd.conf's LoadModule finds it from VENV
-COPY --from=mod-wsgi-venv /opt/venv /opt/venv
 COPY docker/entrypoint.sh docker/healthcheck.py /usr/local/bin/
 COPY --chown=${UID}:${GID} wsgistack /srv/wsgistack
 COPY --chown=${UID}:${GID} deploy/apache-mod_wsgi /srv/deploy/apache-mod_wsgi
@@ -235,7 +258,6 @@ COPY --chown=${UID}:${GID} app /srv/app
 ENV PORT=8081 \
     WSGISTACK_TEMPLATES=/srv/deploy/apache-mod_wsgi
 
-USER ${UID}:${GID}
 # 8443: HTTPS, with TLS=1
 EXPOSE 8081 8443
 # graceful-stop: Apache lets the requests in flight finish on SIGWINCH
@@ -246,6 +268,25 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 # -d: the ServerRoot that httpd.conf's relative paths start from
 CMD ["apache2", "-d", "/tmp/wsgistack/apache-mod_wsgi", "-f", "/tmp/wsgistack/apache-mod_wsgi/httpd.conf", "-DFOREGROUND"]
+
+###############################################################################
+# Apache + mod_wsgi 6 on Debian's python3
+FROM apache-server AS apache
+
+ARG UID
+ARG GID
+
+# libpython3.X: the shared Python library the venv's mod_wsgi links to
+# unpinned on purpose, as in the base stage: the Debian suite is the pin
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        "$(python3 -c 'import sys; print("libpython%d.%d" % sys.version_info[:2])')" \
+    && rm -rf /var/lib/apt/lists/*
+
+COPY --from=mod-wsgi-venv /opt/venv /opt/venv
+
+USER ${UID}:${GID}
 
 ###############################################################################
 FROM base AS gunicorn
@@ -302,27 +343,33 @@ ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 CMD ["locust", "--config", "/srv/loadtests/locust.conf", "--web-host", "0.0.0.0"]
 
 ###############################################################################
-# Free-threaded CPython (PEP 703, "no GIL"), built from Debian's own source
-# package, since Debian ships no free-threaded build (trixie or sid). A stage
-# of its own, so that the layer cache builds it once per machine (about 2-3
-# minutes with 2 cores) and every later build reuses it.
+# CPython built from Debian's own source package, twice: free-threaded (PEP
+# 703, "no GIL"; Debian ships no such build, trixie or sid) and, as its
+# control, with the GIL. Stages of their own, so that the layer cache builds
+# each once per machine (about 2-3 minutes with 2 cores) and every later
+# build reuses it.
 #
 #   docker build --target freethreaded --tag wsgistack-freethreaded .
+#   docker build --target gil --build-arg PYTHON_BUILD=gil --tag wsgistack-gil .
 #   docker build --target freethreaded --build-arg PYTHON_FT_VERSION=3.14 ...
 #
-# PYTHON_FT_VERSION: the one knob. The source package python$VERSION of the
-# suite in the base image (trixie: 3.13); a newer one where the mirror serves
-# it re-measures the benchmark's interpreter axis with nothing else changed.
-# The build: Debian's pristine upstream tarball (the orig tarball, without
-# Debian's patches), `./configure --disable-gil --enable-shared`:
-#   --disable-gil    the free-threaded build (python3.13t, sys._is_gil_enabled()
-#                    is False unless PYTHON_GIL=1 or an extension asks for it)
-#   --enable-shared  a libpython3.13t.so, which an embedding server (mod_wsgi)
-#                    links; rpath so the interpreter finds it without LD_*
-# No --enable-optimizations (PGO) or --with-lto: they triple the build time.
-# Debian's python3 has both, so part of the cost per request measured against
-# it is the build's, not free-threading's (docs/free-threading.md).
-FROM debian:trixie-slim AS python-ft-build
+# PYTHON_FT_VERSION: the one knob, for both builds. The source package
+# python$VERSION of the suite in the base image (trixie: 3.13); a newer one
+# where the mirror serves it re-measures the benchmark's interpreter axis with
+# nothing else changed.
+# The builds (docker/build-python.sh): Debian's pristine upstream tarball (the
+# orig tarball, without Debian's patches), installed to /opt/python,
+#   ft   ./configure --disable-gil --enable-shared  (python3.13t,
+#        sys._is_gil_enabled() is False unless PYTHON_GIL=1 or an extension
+#        asks for it)
+#   gil  ./configure --enable-shared: the same, with the GIL. The control: the
+#        benchmark tells what free-threading costs (ft against gil) from what
+#        this build costs (gil against Debian's python3, which has Debian's
+#        patches, PGO and LTO)
+# --enable-shared: a libpython3.13[t].so, which an embedding server (mod_wsgi)
+# links. No --enable-optimizations (PGO) or --with-lto: they triple the build
+# time (docs/free-threading.md).
+FROM debian:trixie-slim AS python-source
 
 ARG PYTHON_FT_VERSION=3.13
 
@@ -341,27 +388,32 @@ WORKDIR /build
 # --download-only: the .dsc, the orig tarball and Debian's packaging, with no
 # dpkg-source unpacking (and so no Debian patches); apt checks each file's hash
 # against the signed Sources index
-# hadolint ignore=DL3003
 RUN chown _apt /build \
     && apt-get source --download-only "python${PYTHON_FT_VERSION}" \
     && tar -xf "python${PYTHON_FT_VERSION}_"*.orig.tar.?z \
-    && cd Python-* \
-    && ./configure --prefix=/opt/python-ft --disable-gil --enable-shared \
-        LDFLAGS="-Wl,-rpath,/opt/python-ft/lib" >/dev/null \
-    && make -j"$(nproc)" >/dev/null \
-    && make install >/dev/null \
-    && rm -rf /opt/python-ft/lib/python*/test /opt/python-ft/lib/python*/idlelib \
-        /opt/python-ft/lib/python*/tkinter /opt/python-ft/lib/python*/turtledemo \
-    && ln -s "python${PYTHON_FT_VERSION}t" /opt/python-ft/bin/python-ft \
-    && /opt/python-ft/bin/python-ft -c 'import sys, sysconfig; assert not sys._is_gil_enabled(); print(sys.version, sysconfig.get_config_var("CONFIG_ARGS"))' \
-    && rm -rf /build /var/lib/apt/lists/*
+    && rm -f ./*.orig.tar.?z ./*.debian.tar.?z ./*.dsc
+COPY docker/build-python.sh /usr/local/bin/
+
+# each RUN fails the build unless sys._is_gil_enabled() says what it should
+FROM python-source AS python-ft-build
+RUN build-python.sh ft
+
+FROM python-source AS python-gil-build
+RUN build-python.sh gil
 
 ###############################################################################
-# the free-threaded venv: the app and the servers that run it without the GIL
-# (gunicorn gthread, granian), pinned in requirements-freethreaded.txt
-FROM base AS freethreaded-venv
+# the interpreter the freethreaded, gil and apache-freethreaded targets run:
+# PYTHON_BUILD (a global ARG, at the top) picks the stage, ft or gil. Each
+# target checks it got the one it is named for.
+FROM python-${PYTHON_BUILD}-build AS python-build
 
-COPY --from=python-ft-build /opt/python-ft /opt/python-ft
+###############################################################################
+# the venv on the built interpreter: the app and the servers that run it
+# without the GIL (gunicorn gthread, granian), pinned in
+# requirements-freethreaded.txt; the gil build installs the very same
+FROM base AS python-build-venv
+
+COPY --from=python-build /opt/python /opt/python
 COPY requirements-freethreaded.txt /tmp/requirements-freethreaded.txt
 # the runtime libraries of ssl, ctypes, bz2, lzma, sqlite3 come with Debian's
 # python3 in the base stage; the import line fails the build if one goes missing
@@ -369,23 +421,23 @@ RUN --mount=type=secret,id=ca_bundle,required=false \
     if [ -s /run/secrets/ca_bundle ]; then \
         export PIP_CERT=/run/secrets/ca_bundle REQUESTS_CA_BUNDLE=/run/secrets/ca_bundle; \
     fi; \
-    /opt/python-ft/bin/python-ft -c 'import ssl, ctypes, bz2, lzma, sqlite3, uuid, zlib' \
-    && /opt/python-ft/bin/python-ft -m venv /opt/venv \
+    /opt/python/bin/python -c 'import ssl, ctypes, bz2, lzma, sqlite3, uuid, zlib' \
+    && /opt/python/bin/python -m venv /opt/venv \
     && PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/venv/bin/pip install --no-cache-dir \
         --only-binary=:all: -r /tmp/requirements-freethreaded.txt \
     && echo /srv > "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/wsgistack-src.pth"
 
 ###############################################################################
-# the app on the free-threaded interpreter, served by granian (the default
-# command) or gunicorn gthread (compose.yaml's gunicorn-ft service): threads
-# of one process run Python code in parallel here
-FROM base AS freethreaded
+# the app on the built interpreter, served by granian (the default command) or
+# gunicorn gthread (compose.yaml's gunicorn-ft service): the freethreaded and
+# gil targets below are this stage, checked
+FROM base AS python-build-server
 
 ARG UID
 ARG GID
 
-COPY --from=python-ft-build /opt/python-ft /opt/python-ft
-COPY --from=freethreaded-venv /opt/venv /opt/venv
+COPY --from=python-build /opt/python /opt/python
+COPY --from=python-build-venv /opt/venv /opt/venv
 COPY docker/entrypoint.sh docker/healthcheck.py /usr/local/bin/
 COPY --chown=${UID}:${GID} wsgistack /srv/wsgistack
 COPY --chown=${UID}:${GID} deploy/gunicorn /srv/deploy/gunicorn
@@ -409,6 +461,50 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 CMD ["python", "/srv/deploy/granian/serve.py"]
+
+###############################################################################
+# the app on free-threaded CPython: threads of one process run Python code in
+# parallel (PYTHON_BUILD=ft, the default)
+FROM python-build-server AS freethreaded
+RUN python -c 'import sysconfig, sys; sysconfig.get_config_var("Py_GIL_DISABLED") or sys.exit("target freethreaded: build it with PYTHON_BUILD=ft")'
+
+###############################################################################
+# its control: the same source, flags, servers and pins, with the GIL
+# (PYTHON_BUILD=gil)
+FROM python-build-server AS gil
+RUN python -c 'import sysconfig, sys; sysconfig.get_config_var("Py_GIL_DISABLED") and sys.exit("target gil: build it with PYTHON_BUILD=gil")'
+
+###############################################################################
+# the free-threaded venv plus mod_wsgi compiled against Debian's Apache and
+# the built interpreter's shared libpython3.13t (mod_wsgi's setup.py links it
+# with an rpath to /opt/python/lib)
+FROM mod-wsgi-build AS mod-wsgi-ft-venv
+
+COPY --from=python-build /opt/python /opt/python
+COPY --from=python-build-venv /opt/venv /opt/venv
+RUN --mount=type=secret,id=ca_bundle,required=false \
+    if [ -s /run/secrets/ca_bundle ]; then \
+        export PIP_CERT=/run/secrets/ca_bundle REQUESTS_CA_BUNDLE=/run/secrets/ca_bundle; \
+    fi; \
+    /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements-mod_wsgi.txt
+
+###############################################################################
+# Apache + mod_wsgi 6 on free-threaded CPython (PYTHON_BUILD=ft, the default):
+# the apache image with WSGIFreeThreading On (MOD_WSGI_FREE_THREADING=1,
+# deploy/apache-mod_wsgi/wsgi-daemons.conf), so that a daemon process's
+# threads run Python in parallel
+FROM apache-server AS apache-freethreaded
+
+ARG UID
+ARG GID
+
+COPY --from=python-build /opt/python /opt/python
+COPY --from=mod-wsgi-ft-venv /opt/venv /opt/venv
+RUN /opt/venv/bin/python -c 'import sysconfig, sys; sysconfig.get_config_var("Py_GIL_DISABLED") or sys.exit("target apache-freethreaded: build it with PYTHON_BUILD=ft")'
+
+ENV MOD_WSGI_FREE_THREADING=1
+
+USER ${UID}:${GID}
 
 ###############################################################################
 # granian on Debian's python3 (the GIL build): the app venv plus granian,

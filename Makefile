@@ -91,7 +91,7 @@ docker-build: ## build every image (wsgistack-<target>:latest)
 	docker compose --profile '*' build
 
 .PHONY: freethreaded
-freethreaded: ## build the free-threaded CPython image (wsgistack-freethreaded; PYTHON_FT_VERSION=3.13)
+freethreaded: ## build the images on CPython from source: wsgistack-freethreaded, -apache-freethreaded and the GIL control wsgistack-gil (PYTHON_FT_VERSION=3.13)
 	time docker compose --profile freethreaded build
 
 .PHONY: test

@@ -173,6 +173,13 @@ KNOBS: tuple[Knob, ...] = (
         "",
         "the mod_wsgi module Apache loads; default: the one built into VENV (make venv)",
     ),
+    Knob(
+        "MOD_WSGI_FREE_THREADING",
+        0,
+        "1: mod_wsgi 6 runs its daemons' Python with the GIL off (WSGIFreeThreading On); "
+        "needs a free-threaded Python (the apache-freethreaded image sets it)",
+        0,
+    ),
 )
 
 # the app's static files (the front page's CSS and JS), beside this package
@@ -213,6 +220,7 @@ class Settings:
     DNS_RESOLVER: str
     NGINX_WORKERS: int
     MOD_WSGI_MODULE: str
+    MOD_WSGI_FREE_THREADING: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: int | str) -> Settings:
@@ -233,8 +241,9 @@ class Settings:
             values["DNS_RESOLVER"] = system_resolver()
         if not values["TLS_PUBLIC_PORT"]:
             values["TLS_PUBLIC_PORT"] = values["TLS_PORT"]
-        if values["TLS"] not in (0, 1):
-            raise SettingsError(f"TLS={values['TLS']}: expected 0 (off) or 1 (on)")
+        for switch in ("TLS", "MOD_WSGI_FREE_THREADING"):
+            if values[switch] not in (0, 1):
+                raise SettingsError(f"{switch}={values[switch]}: expected 0 (off) or 1 (on)")
         if not values["TLS_CERT"]:
             tls_dir = os.path.join(str(values["RUN_DIR"]), "tls")
             values["TLS_CERT"] = os.path.join(tls_dir, "cert.pem")
@@ -392,6 +401,15 @@ class Settings:
         pattern = "lib/python3*/site-packages/mod_wsgi/server/mod_wsgi-py3*.so"
         found = sorted(glob.glob(os.path.join(venv, pattern)))
         return found[-1] if found else os.path.join(venv, "mod_wsgi-not-built.so")
+
+    @property
+    def MOD_WSGI_FREE_THREADING_LINE(self) -> str:
+        """wsgi-daemons.conf's WSGIFreeThreading line (MOD_WSGI_FREE_THREADING=1),
+        or a comment: only mod_wsgi 6 knows the directive, and MOD_WSGI_MODULE may
+        name Debian's 4.9 or 5.0, which would refuse the config."""
+        if self.MOD_WSGI_FREE_THREADING:
+            return "WSGIFreeThreading On"
+        return "# MOD_WSGI_FREE_THREADING=0: no WSGIFreeThreading (mod_wsgi's default, Off)"
 
     @property
     def UWSGI_UPSTREAM(self) -> str:

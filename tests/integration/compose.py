@@ -23,12 +23,16 @@ HOST_PORTS = {
     "apache": PORT_BASE + 1,
     "gunicorn": PORT_BASE + 2,
     "granian": PORT_BASE + 10,
-    # granian on the free-threaded interpreter; gunicorn-ft at + GUNICORN_FT_OFFSET
+    # granian on the free-threaded interpreter; the profile's other services
+    # at + the offsets below
     "freethreaded": PORT_BASE + 11,
 }
-# gunicorn-ft's port beside granian-ft's (the freethreaded profile has both),
-# clear of every stack's production port (+ 3)
+# the freethreaded profile's other services, beside granian-ft's port: clear of
+# every stack's production port (+ 3; the production twins of these land at
+# + 3 too: + 19, + 24, + 25), the swarm test's (+ 17), the pod's (+ 5), Locust's (+ 9)
 GUNICORN_FT_OFFSET = 5
+GRANIAN_GIL_OFFSET = 10
+APACHE_FT_OFFSET = 11
 LOCUST_WEB_PORT = PORT_BASE + 9
 IMAGE_TAG = os.environ.get("IMAGE_TAG", "latest")
 # Locust gets a project of its own, so that it never touches the stack under test
@@ -44,12 +48,15 @@ SERVICES = {
     "apache": ("apache",),
     "gunicorn": ("gunicorn",),
     "granian": ("granian",),
-    "freethreaded": ("granian-ft", "gunicorn-ft"),
+    "freethreaded": ("granian-ft", "gunicorn-ft", "granian-gil", "apache-ft"),
 }
 IMAGES = {
     target: f"wsgistack-{target}:{IMAGE_TAG}"
-    for target in ("uwsgi", "nginx", "apache", "gunicorn", "locust", "granian", "freethreaded")
-}
+    for target in (
+        "uwsgi", "nginx", "apache", "gunicorn", "locust", "granian", "freethreaded", "gil",
+        "apache-freethreaded",
+    )
+}  # fmt: skip
 STOP_SIGNALS = {
     "uwsgi": "SIGTERM",  # with hook-master-start = unix_signal:15 gracefully_kill_them_all
     "nginx": "SIGQUIT",
@@ -58,6 +65,8 @@ STOP_SIGNALS = {
     "locust": "SIGTERM",
     "granian": "SIGTERM",
     "freethreaded": "SIGTERM",
+    "gil": "SIGTERM",
+    "apache-freethreaded": "SIGWINCH",
 }
 # an arbitrary UID with GID 0, as OpenShift runs containers
 ARBITRARY_USER = "12345:0"
@@ -78,7 +87,7 @@ def run(args: list[str], *, timeout: float = 120, check: bool = True, env=None):
 
 
 # a stack's HTTPS port in the tests: its HTTP port + this (free: the ports in
-# use are PORT_BASE to PORT_BASE + 19)
+# use are PORT_BASE to PORT_BASE + 25)
 HTTPS_OFFSET = 400
 
 
@@ -94,6 +103,8 @@ def compose_env(extra: dict[str, str] | None = None, ports=HOST_PORTS) -> dict[s
         GRANIAN_HTTP_PORT=str(ports["granian"]),
         GRANIAN_FT_HTTP_PORT=str(ports["freethreaded"]),
         GUNICORN_FT_HTTP_PORT=str(ports["freethreaded"] + GUNICORN_FT_OFFSET),
+        GRANIAN_GIL_HTTP_PORT=str(ports["freethreaded"] + GRANIAN_GIL_OFFSET),
+        APACHE_FT_HTTP_PORT=str(ports["freethreaded"] + APACHE_FT_OFFSET),
         LOCUST_WEB_PORT=str(LOCUST_WEB_PORT),
         # `up --wait` returns one interval after the servers are ready
         HEALTHCHECK_INTERVAL="2s",

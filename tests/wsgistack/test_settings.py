@@ -140,3 +140,11 @@ def test_apache_includes_the_tls_sites_and_the_redirect_with_tls_only():
     assert (off.APACHE_TLS_SITES, on.APACHE_TLS_SITES) == ("tls.d/*.disabled", "tls.d/*.conf")
     assert off.APACHE_HTTPS_REDIRECT == "snippets/no-redirect.conf"
     assert on.APACHE_HTTPS_REDIRECT == "snippets/redirect-to-https.conf"
+
+
+def test_mod_wsgi_free_threading_is_rendered_only_when_on():
+    off, on = Settings.from_env({}), Settings.from_env({"MOD_WSGI_FREE_THREADING": "1"})
+    assert off.MOD_WSGI_FREE_THREADING_LINE.startswith("# ")
+    assert on.MOD_WSGI_FREE_THREADING_LINE == "WSGIFreeThreading On"
+    with pytest.raises(SettingsError, match="MOD_WSGI_FREE_THREADING=2"):
+        Settings.from_env({"MOD_WSGI_FREE_THREADING": "2"})

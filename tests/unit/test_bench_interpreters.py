@@ -115,6 +115,18 @@ def test_the_verdict_keeps_processes_when_threads_cost_more_than_they_bring():
     assert text.endswith("keep processes for CPU-bound work and threads for I/O.")
 
 
+def test_the_verdict_separates_free_threadings_cost_from_the_builds():
+    """With the control build measured, the sentence says what free-threading alone
+    costs (free-threaded over gil) beside the cost against Debian's build."""
+    res = cpu_bound(ft_thread_gain=1.9, cost=2.2)
+    # the control: the GIL, the free-threaded build's flags, 10% slower than Debian's
+    res += [cell("gunicorn", "gil", r.concurrency, "cpu", r.rps / 1.1, 11.0)
+            for r in res if r.interpreter == "debian"]  # fmt: skip
+    text = axis.verdict(res)
+    assert "x2.20 the CPU of debian's (x2.00 that of gil, the same build with the GIL" in text
+    assert "x2.00 that of gil" not in axis.verdict(cpu_bound(1.9, 2.2))
+
+
 def test_the_verdict_says_when_threads_match_processes():
     text = axis.verdict(cpu_bound(ft_thread_gain=2.0, cost=1.0))
     assert text.endswith("threads can replace processes for CPU-bound work on this build.")
@@ -151,6 +163,9 @@ def test_the_report_opens_with_the_comparison(tmp_path, monkeypatch):
     assert "**Verdict**: On this machine a second thread took CPU-bound gunicorn" in md
     assert "`docker run --cpuset-cpus\n0,1`" in md
     assert "| freethreaded | CPython from Debian's source package" in md
+    # the images of the servers run, not every image of the interpreter
+    assert f"| wsgistack-freethreaded:{axis.image_tag()} |" in md
+    assert "apache-freethreaded" not in md
     assert "| CPython 3.13.5 no-GIL | `--disable-gil --enable-shared, -O3` |" in md
     assert "| gunicorn | 1x2 | 100.0 | 86.4 | 10.00 | 22.00 | 1.00 | 1.90 |" in md
     assert "| cpu | gunicorn | x1.00 | x1.90 | x2.00 | x2.00 |" in md

@@ -251,20 +251,30 @@ def verdict(results: list[Result]) -> str:
             f"so 1 x 2 free-threaded did {ft.rps:.1f} req/s against {base.rps:.1f} for 2 x 1 on "
             f"{gil}: keep processes for CPU-bound work and threads for I/O"
         )
+    control = cpu_cost(results, "freethreaded", "gil") if gil != "gil" else None
+    build = (
+        f" (x{control:.2f} that of gil, the same build with the GIL: free-threading's share)"
+        if control
+        else ""
+    )
     return (
-        f"On this machine {gains}but a CPU-bound request cost x{cost:.2f} the CPU of {gil}'s, "
-        f"{tail}."
+        f"On this machine {gains}but a CPU-bound request cost x{cost:.2f} the CPU of {gil}'s"
+        f"{build}, {tail}."
     )
 
 
 def interpreter_rows(results: list[Result]) -> list[list[str]]:
-    """Per interpreter: its name, what it is, the Python /info reports, its build flags."""
+    """Per interpreter: its name, what it is, the Python /info reports, its build flags
+    as its sysconfig says, the images of the servers run."""
+    names, servers = axis(results)
     rows = []
-    for name in axis(results)[0]:
-        first = next(r for r in results if r.interpreter == name)
+    for name in names:
+        mine = [r for r in results if r.interpreter == name]
+        first = next((r for r in mine if r.python), mine[0])
         images = sorted(
-            {f"{image.name}:{image_tag()}" for image in INTERPRETERS[name].images.values()}
-        )
+            {f"{image.name}:{image_tag()}"
+             for server, image in INTERPRETERS[name].images.items() if server in servers}
+        )  # fmt: skip
         rows.append([name, INTERPRETERS[name].title, first.python or "-",
                      f"`{first.python_build}`" if first.python_build else "-",
                      ", ".join(images)])  # fmt: skip

@@ -376,8 +376,10 @@ ARG PYTHON_FT_VERSION=3.13
 # deb-src: the image's own mirrors, also for source packages; the build
 # dependencies of CPython's optional modules that pip and the app need (ssl,
 # zlib, ctypes via libffi, bz2, lzma, sqlite3, uuid)
-# unpinned on purpose, as in the base stage: the Debian suite is the pin
-# hadolint ignore=DL3008
+# unpinned on purpose, as in the base stage: the Debian suite is the pin;
+# the lists stay for the next RUN's `apt-get source` (a build stage only: no
+# runtime image copies them)
+# hadolint ignore=DL3008,DL3009
 RUN sed -i 's/^Types: deb$/Types: deb deb-src/' /etc/apt/sources.list.d/debian.sources \
     && apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -405,6 +407,8 @@ RUN build-python.sh gil
 # the interpreter the freethreaded, gil and apache-freethreaded targets run:
 # PYTHON_BUILD (a global ARG, at the top) picks the stage, ft or gil. Each
 # target checks it got the one it is named for.
+# a stage of this file, not an image to pull: no tag to give it
+# hadolint ignore=DL3006
 FROM python-${PYTHON_BUILD}-build AS python-build
 
 ###############################################################################

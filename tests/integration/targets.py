@@ -190,7 +190,9 @@ COMPOSE_PORT_VARIABLES = {
 }
 # the other ports a profile publishes: free ones too, so that a suite project
 # never holds a port of the container tests' project
-COMPOSE_OTHER_PORT_VARIABLES = {"freethreaded": ("GUNICORN_FT_HTTP_PORT",)}
+COMPOSE_OTHER_PORT_VARIABLES = {
+    "freethreaded": ("GUNICORN_FT_HTTP_PORT", "GRANIAN_GIL_HTTP_PORT", "APACHE_FT_HTTP_PORT"),
+}
 
 
 # numbers the compose targets of a session

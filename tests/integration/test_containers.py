@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration import http as client
 from tests.integration.compose import (
@@ -232,6 +233,36 @@ def test_memory_limits_let_uwsgi_recycle_before_the_kernel_kills(compose_config)
     assert needed <= limit, f"APP_MEMORY {limit} MB < {needed} MB the rule needs"
     nginx = compose_config["services"]["uwsgi-nginx"]
     assert _tmpfs_mb(nginx) + NGINX_MB <= int(nginx["mem_limit"]) // 2**20
+
+
+def test_suite_targets_move_every_port_their_profile_publishes() -> None:
+    """A suite target (targets.py) runs a profile in a project of its own on free
+    ports: a port variable it leaves at its default is held against the container
+    tests' project of the same profile (granian-gil's once was: "port is already
+    allocated")."""
+
+    from tests.integration.targets import (
+        COMPOSE_HTTPS_PORT_VARIABLES,
+        COMPOSE_OTHER_PORT_VARIABLES,
+        COMPOSE_PORT_VARIABLES,
+    )
+
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    for profile, variable in COMPOSE_PORT_VARIABLES.items():
+        published = {
+            name
+            for service in services.values()
+            if profile in service.get("profiles", ())
+            for port in service.get("ports", ())
+            for name in re.findall(r"\$\{([A-Z0-9_]+):-", str(port))
+        }
+        moved = {variable, *COMPOSE_OTHER_PORT_VARIABLES.get(profile, ())}
+        moved |= (
+            {COMPOSE_HTTPS_PORT_VARIABLES[profile]}
+            if profile in COMPOSE_HTTPS_PORT_VARIABLES
+            else set()
+        )
+        assert published and published <= moved, (profile, sorted(published - moved))
 
 
 def test_env_example_documents_every_compose_variable() -> None:

@@ -54,7 +54,7 @@ def test_the_plan_puts_the_interpreters_side_by_side_shape_by_shape():
     assert {label for _, label in memory} == {"1x16", "2x8", "16x1"} and len(memory) == 15
     assert len(plan) == 5 * 3 + 15
     assert all(r.interpreter and r.stack.endswith(r.interpreter) for r in plan)
-    assert axis.server_of(plan[4]) == "apache"
+    assert axis.server_of(plan[4].stack, plan[4].interpreter) == "apache"
     assert axis.image_of(plan[4]).name == "wsgistack-apache-freethreaded"
 
 

@@ -112,12 +112,13 @@ def run_name(server: str, interpreter: str) -> str:
     return f"{server}-{interpreter}"
 
 
-def server_of(run: StackRun) -> str:
-    return run.stack.removesuffix(f"-{run.interpreter}")
+def server_of(stack: str, interpreter: str) -> str:
+    """run_name's inverse: "gunicorn-freethreaded" -> "gunicorn"."""
+    return stack.removesuffix(f"-{interpreter}")
 
 
 def image_of(run: StackRun) -> Image:
-    return INTERPRETERS[run.interpreter].images[server_of(run)]
+    return INTERPRETERS[run.interpreter].images[server_of(run.stack, run.interpreter)]
 
 
 def image_tag() -> str:
@@ -208,7 +209,7 @@ def cpu_cost(results: list[Result], interpreter: str, baseline: str, workload: s
     ratios = []
     for r in results:
         if r.interpreter == interpreter and r.workload == workload and r.measured:
-            server = r.stack.removesuffix(f"-{interpreter}")
+            server = server_of(r.stack, interpreter)
             base = pick(results, server, baseline, r.concurrency, workload)
             value = ratio(r.server_cpu_ms, base and base.server_cpu_ms)
             if value:

@@ -232,7 +232,7 @@ def comparison(results: list[Result], cpuset: str) -> dict | None:
     """The interpreter axis' section: None without runs of that axis."""
     if not any(r.interpreter for r in results):
         return None
-    names, servers = interpreters.axis(results)
+    servers = interpreters.axis(results)[1]
     tables = []
     for workload in interpreters.SCALING_WORKLOADS:
         head, rows = interpreters.side_by_side(results, workload)
@@ -248,7 +248,6 @@ def comparison(results: list[Result], cpuset: str) -> dict | None:
         "notes": [note for server, note in interpreters.PROCESS_NOTES.items() if server in servers],
         "cpuset": cpuset or interpreters.default_cpuset(),
         "tag": interpreters.image_tag(),
-        "interpreters": names,
     }
 
 

@@ -178,6 +178,25 @@ def _wait_for_info(base_url: str, container: str, timeout: float) -> None:
     raise StackError(f"the container never answered /info at {base_url}: {tail}")
 
 
+# image -> the speed flags of its interpreter's build: probed once per image
+_BUILD_FLAGS: dict[str, str] = {}
+
+
+def _build_flags(image: str, container: str) -> str:
+    """The image's interpreter's speed flags, read in its running ``container``
+    the first time; "" if the probe failed (tried again next time)."""
+    from wsgistack.bench import interpreters
+
+    if image not in _BUILD_FLAGS:
+        probe = _docker("exec", container, interpreters.VENV_PYTHON, "-c",
+                        interpreters.PYTHON_PROBE)  # fmt: skip
+        if probe.returncode != 0:
+            return ""
+        build = json.loads(probe.stdout)
+        _BUILD_FLAGS[image] = interpreters.speed_flags(build["config_args"], build["opt"])
+    return _BUILD_FLAGS[image]
+
+
 @contextlib.contextmanager
 def container_endpoint(run: StackRun, port: int, log_dir: Path, cpuset: str) -> Iterator[Endpoint]:
     """The run's server in its interpreter's image (interpreters.py), run at the run's
@@ -208,13 +227,9 @@ def container_endpoint(run: StackRun, port: int, log_dir: Path, cpuset: str) -> 
         # 16 processes start on 2 cores in a few seconds; an image's first start longer
         _wait_for_info(base_url, container, timeout=120)
         pid = int(_docker("inspect", "--format", "{{.State.Pid}}", container).stdout)
-        probe = _docker("exec", container, interpreters.VENV_PYTHON, "-c",
-                        interpreters.PYTHON_PROBE)  # fmt: skip
-        build = json.loads(probe.stdout) if probe.returncode == 0 else {}
-        flags = interpreters.speed_flags(build.get("config_args", ""), build.get("opt", ""))
         yield Endpoint(
             run.stack, run.concurrency, base_url, [pid], python_description(base_url),
-            run.interpreter, flags if build else "",
+            run.interpreter, _build_flags(name, container),
         )  # fmt: skip
     finally:
         logs = _docker("logs", container)

@@ -232,10 +232,16 @@ def main(args: argparse.Namespace) -> int:
     out_dir = bench.new_report_dir(args.out, prefix="sizing-")
     with bench.interruptible():
         outcome = bench.execute(
-            plan, port=args.port, users=args.users, seconds=seconds, out_dir=out_dir,
-            locustfile=locustfile, workloads={workload.name: workload}, overrides=overrides,
+            plan,
+            port=args.port,
+            users=args.users,
+            seconds=seconds,
+            out_dir=out_dir,
+            locustfile=locustfile,
+            workloads={workload.name: workload},
+            overrides=overrides,
             engine_html=args.locust_html,
-        )  # fmt: skip
+        )
     limits = (args.p95_ms, args.max_fail_ratio, args.max_memory)
     rec = bench.recommend(outcome.results, *limits)
     (out_dir / "charts").mkdir(exist_ok=True)
@@ -251,11 +257,18 @@ def main(args: argparse.Namespace) -> int:
     if chart:
         section += ["", '![processes x threads]({{ chart_url("grid") }})']
     bench.write_report(
-        out_dir, outcome, mode=bench.MODES["default"], users=args.users, seconds=seconds,
-        title="wsgistack sizing", lead="\n".join(section), with_answer=False,
-        with_goals=False, engine_html=args.locust_html,
+        out_dir,
+        outcome,
+        mode=bench.MODES["default"],
+        users=args.users,
+        seconds=seconds,
+        title="wsgistack sizing",
+        lead="\n".join(section),
+        with_answer=False,
+        with_goals=False,
+        engine_html=args.locust_html,
         extra_charts={"grid": chart} if chart else None,
-    )  # fmt: skip
+    )
     bench.print_summary(outcome, [], out_dir)
     for line in recommendation_lines(rec, *limits):
         print(line.replace("**", ""))

@@ -59,19 +59,30 @@ def devserver(settings: Settings, run_dir: Path) -> list[Server]:
         raise StackError("the development server runs one process only (--processes 1)")
     threads = "--with-threads" if settings.WSGI_THREADS > 1 else "--without-threads"
     argv = [
-        _venv_bin(settings, "python"), "-m", "flask", "--app", settings.WSGI_APP, "run",
-        "--host", settings.BIND_ADDRESS, "--port", str(settings.PORT),
-        "--no-reload", "--no-debugger", threads,
-    ]  # fmt: skip
+        _venv_bin(settings, "python"),
+        "-m",
+        "flask",
+        "--app",
+        settings.WSGI_APP,
+        "run",
+        "--host",
+        settings.BIND_ADDRESS,
+        "--port",
+        str(settings.PORT),
+        "--no-reload",
+        "--no-debugger",
+        threads,
+    ]
     return [Server("devserver", argv, stop_signal=signal.SIGTERM)]
 
 
 def gunicorn(settings: Settings, run_dir: Path) -> list[Server]:
     argv = [
         _venv_bin(settings, "gunicorn"),
-        "--config", str(DEPLOY_DIR / "gunicorn" / "gunicorn.conf.py"),
+        "--config",
+        str(DEPLOY_DIR / "gunicorn" / "gunicorn.conf.py"),
         settings.WSGI_APP,
-    ]  # fmt: skip
+    ]
     return [
         Server("gunicorn", argv, stop_signal=signal.SIGTERM, reload=_signal(signal.SIGHUP)),
     ]
@@ -179,27 +190,47 @@ STACKS: dict[str, StackSpec] = {
     spec.name: spec
     for spec in (
         StackSpec(
-            "uwsgi", "nginx + uWSGI (uwsgi protocol over a unix socket)", 8080,
-            {"nginx": APT_NGINX, "uwsgi": APT_UWSGI}, uwsgi, needs_system_python=True,
+            "uwsgi",
+            "nginx + uWSGI (uwsgi protocol over a unix socket)",
+            8080,
+            {"nginx": APT_NGINX, "uwsgi": APT_UWSGI},
+            uwsgi,
+            needs_system_python=True,
             defaults=UWSGI_DEFAULTS,
         ),
         StackSpec(
-            "apache", "Apache + mod_wsgi (daemon mode)", 8081,
-            {"apache2": APT_APACHE}, apache, needs_system_python=True,
+            "apache",
+            "Apache + mod_wsgi (daemon mode)",
+            8081,
+            {"apache2": APT_APACHE},
+            apache,
+            needs_system_python=True,
         ),
         StackSpec("gunicorn", "gunicorn (gthread workers), no proxy", 8082, {}, gunicorn),
         StackSpec(
-            "devserver", "the Flask development server: for comparison only", 8083, {}, devserver,
+            "devserver",
+            "the Flask development server: for comparison only",
+            8083,
+            {},
+            devserver,
         ),
         StackSpec(
-            "uwsgi-direct", "uWSGI alone on its HTTP socket (benchmark yardstick)", 8084,
-            {"uwsgi": APT_UWSGI}, uwsgi_direct, needs_system_python=True,
+            "uwsgi-direct",
+            "uWSGI alone on its HTTP socket (benchmark yardstick)",
+            8084,
+            {"uwsgi": APT_UWSGI},
+            uwsgi_direct,
+            needs_system_python=True,
         ),
         StackSpec(
-            "granian", "granian (Rust HTTP server, WSGI threads), no proxy", 8085, {}, granian,
+            "granian",
+            "granian (Rust HTTP server, WSGI threads), no proxy",
+            8085,
+            {},
+            granian,
         ),
     )
-}  # fmt: skip
+}
 
 
 def get_stack(name: str) -> StackSpec:

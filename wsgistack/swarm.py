@@ -127,9 +127,13 @@ def check_images(image_tag: str) -> None:
 def running_tasks(name: str) -> dict[str, tuple[int, int]]:
     """Each service of the stack: (tasks running, tasks desired)."""
     out = docker(
-        "service", "ls", "--filter", f"label=com.docker.stack.namespace={name}",
-        "--format", "{{.Name}} {{.Replicas}}",
-    )  # fmt: skip
+        "service",
+        "ls",
+        "--filter",
+        f"label=com.docker.stack.namespace={name}",
+        "--format",
+        "{{.Name}} {{.Replicas}}",
+    )
     tasks = {}
     for line in out.splitlines():
         service, replicas = line.split()[:2]
@@ -177,9 +181,13 @@ def task_errors(name: str) -> str:
     """The recent tasks of the stack and their errors, for a failure message."""
     try:
         return docker(
-            "stack", "ps", name, "--no-trunc",
-            "--format", "{{.Name}} {{.DesiredState}} {{.CurrentState}} {{.Error}}",
-        )  # fmt: skip
+            "stack",
+            "ps",
+            name,
+            "--no-trunc",
+            "--format",
+            "{{.Name}} {{.DesiredState}} {{.CurrentState}} {{.Error}}",
+        )
     except SwarmError as exc:
         return str(exc)
 
@@ -204,16 +212,25 @@ def deploy(
         )
     check_images(image_tag)
     docker(
-        "stack", "deploy", "--compose-file", str(STACK_FILE), "--prune", name,
-        env=stack_env(replicas, port, image_tag, env), timeout=120,
-    )  # fmt: skip
+        "stack",
+        "deploy",
+        "--compose-file",
+        str(STACK_FILE),
+        "--prune",
+        name,
+        env=stack_env(replicas, port, image_tag, env),
+        timeout=120,
+    )
     return wait_ready(name, replicas, port, timeout)
 
 
 def scale(
-    replicas: int, *, name: str = DEFAULT_NAME, port: int = DEFAULT_PORT,
+    replicas: int,
+    *,
+    name: str = DEFAULT_NAME,
+    port: int = DEFAULT_PORT,
     timeout: float = READY_TIMEOUT,
-) -> str:  # fmt: skip
+) -> str:
     """Set the app service's replicas; the base URL once nginx reaches them all."""
     if replicas < 1:
         raise SwarmError(f"--replicas must be 1 or more, not {replicas}")
@@ -286,25 +303,31 @@ def add_parser(sub) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--name", default=DEFAULT_NAME, help=f"stack name (default {DEFAULT_NAME})")
         p.add_argument(
-            "--port", type=int, default=DEFAULT_PORT,
+            "--port",
+            type=int,
+            default=DEFAULT_PORT,
             help=f"nginx's published port (default {DEFAULT_PORT})",
-        )  # fmt: skip
+        )
         p.add_argument(
-            "--timeout", type=float, default=READY_TIMEOUT,
+            "--timeout",
+            type=float,
+            default=READY_TIMEOUT,
             help=f"seconds to wait until ready (default {READY_TIMEOUT:.0f})",
-        )  # fmt: skip
+        )
 
     dep = actions.add_parser("deploy", help="deploy or update the stack, wait until it serves")
     common(dep)
     dep.add_argument("--replicas", type=int, default=2, help="app replicas (default 2)")
     dep.add_argument(
-        "--tag", default=os.environ.get("IMAGE_TAG", "latest"),
+        "--tag",
+        default=os.environ.get("IMAGE_TAG", "latest"),
         help="image tag of wsgistack-uwsgi/-nginx (default $IMAGE_TAG or latest)",
-    )  # fmt: skip
+    )
     dep.add_argument(
-        "--init", action="store_true",
+        "--init",
+        action="store_true",
         help=f"put the engine into swarm mode first (advertising {ADVERTISE_ADDR}) if it is not",
-    )  # fmt: skip
+    )
 
     sc = actions.add_parser("scale", help="set the app's replicas, wait until nginx reaches all")
     common(sc)
@@ -320,8 +343,13 @@ def main(args: argparse.Namespace) -> int:
         if args.action == "deploy":
             if args.init and init_swarm():
                 print(f"wsgistack: swarm mode initialized (advertising {ADVERTISE_ADDR})")
-            url = deploy(args.replicas, name=args.name, port=args.port, image_tag=args.tag,
-                         timeout=args.timeout)  # fmt: skip
+            url = deploy(
+                args.replicas,
+                name=args.name,
+                port=args.port,
+                image_tag=args.tag,
+                timeout=args.timeout,
+            )
             print(f"wsgistack: stack {args.name} serves {args.replicas} replicas at {url}")
         elif args.action == "scale":
             url = scale(args.replicas, name=args.name, port=args.port, timeout=args.timeout)

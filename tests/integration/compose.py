@@ -53,10 +53,17 @@ SERVICES = {
 IMAGES = {
     target: f"wsgistack-{target}:{IMAGE_TAG}"
     for target in (
-        "uwsgi", "nginx", "apache", "gunicorn", "locust", "granian", "freethreaded", "gil",
+        "uwsgi",
+        "nginx",
+        "apache",
+        "gunicorn",
+        "locust",
+        "granian",
+        "freethreaded",
+        "gil",
         "apache-freethreaded",
     )
-}  # fmt: skip
+}
 STOP_SIGNALS = {
     "uwsgi": "SIGTERM",  # with hook-master-start = unix_signal:15 gracefully_kill_them_all
     "nginx": "SIGQUIT",
@@ -131,8 +138,12 @@ def compose(
     env: dict[str, str] | None = None,
     ports: dict[str, int] = HOST_PORTS,
 ):
-    return run(compose_command(*args, project=project), timeout=timeout, check=check,
-               env=compose_env(env, ports))  # fmt: skip
+    return run(
+        compose_command(*args, project=project),
+        timeout=timeout,
+        check=check,
+        env=compose_env(env, ports),
+    )
 
 
 def compose_run(
@@ -145,8 +156,9 @@ def compose_run(
     name = f"{project}-run-{uuid.uuid4().hex[:8]}"
     profiles = args[: args.index("run")]
     rest = args[len(profiles) + 1 :]
-    result = compose(*profiles, "run", "--name", name, *rest, timeout=timeout, check=False,
-                     project=project)  # fmt: skip
+    result = compose(
+        *profiles, "run", "--name", name, *rest, timeout=timeout, check=False, project=project
+    )
     try:
         state = run(["docker", "inspect", "--format", "{{.State.ExitCode}}", name], check=False)
         status = int(state.stdout.strip()) if state.returncode == 0 else result.returncode or -1

@@ -85,8 +85,11 @@ class NativeTarget:
         overrides = {**SUITE_SETTINGS, **self.overrides}
         if overrides.get("TLS") and "TLS_CERT" not in overrides:
             pki = test_pki()
-            overrides.update(TLS_PORT=find_free_port(), TLS_CERT=str(pki / "cert.pem"),
-                             TLS_KEY=str(pki / "key.pem"))  # fmt: skip
+            overrides.update(
+                TLS_PORT=find_free_port(),
+                TLS_CERT=str(pki / "cert.pem"),
+                TLS_KEY=str(pki / "key.pem"),
+            )
             self.ca_file = pki / "ca.pem"
         self.settings = Settings.from_env({}, **overrides, PORT=port)
         self.base_url = f"http://127.0.0.1:{port}"
@@ -250,9 +253,14 @@ class ComposeTarget:
 
     def _compose(self, *args: str, timeout: float = 180, check: bool = True):
         return compose.compose(
-            "--profile", self.profile, *args,
-            project=self.project, env=self._env(), timeout=timeout, check=check,
-        )  # fmt: skip
+            "--profile",
+            self.profile,
+            *args,
+            project=self.project,
+            env=self._env(),
+            timeout=timeout,
+            check=check,
+        )
 
     def start(self) -> ComposeTarget:
         problem = compose.engine_problem()
@@ -278,9 +286,12 @@ class ComposeTarget:
         """What an operator does: ``docker compose stop``, in the background."""
         command = compose.compose_command("--profile", self.profile, "stop", project=self.project)
         self._stopping = subprocess.Popen(
-            command, env=compose.compose_env(self._env()), cwd=compose.ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            command,
+            env=compose.compose_env(self._env()),
+            cwd=compose.ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def wait_exit(self, timeout: float) -> int | None:
         try:

@@ -51,8 +51,9 @@ def wait_for_log(stack, marker: str, timeout: float = 10.0) -> list[str]:
 
 
 @pytest.mark.server
-@pytest.mark.parametrize("stack", ["apache", "gunicorn", "uwsgi", *APACHE[1:], *GUNICORN[1:]],
-                         indirect=True)  # fmt: skip
+@pytest.mark.parametrize(
+    "stack", ["apache", "gunicorn", "uwsgi", *APACHE[1:], *GUNICORN[1:]], indirect=True
+)
 def test_the_authorization_header_reaches_the_app(stack):
     answer = request(stack.base_url, "/info", headers={"Authorization": "Bearer t0ken"})
     assert answer.status == 200

@@ -148,23 +148,28 @@ def test_report_md_has_the_tables(quick):
     # the answer first, the project's own goals at the end
     headings = re.findall(r"^## (.+)$", report, re.M)
     assert headings[:3] == [
-        "The answer", "Stack overhead per request", "The overhead floor: `/up` loaded by wrk"
-    ]  # fmt: skip
+        "The answer",
+        "Stack overhead per request",
+        "The overhead floor: `/up` loaded by wrk",
+    ]
     assert headings[-2:] == ["The project's performance goals", "Files"]
     assert "Memory per server process tree" in headings
-    answers = re.findall(r"^\| (.+?) \| \*\*(uwsgi|apache|gunicorn) 2 x 4\*\* \| [\d,.]+ \|",
-                         report, re.M)  # fmt: skip
+    answers = re.findall(
+        r"^\| (.+?) \| \*\*(uwsgi|apache|gunicorn) 2 x 4\*\* \| [\d,.]+ \|", report, re.M
+    )
     assert len(answers) == 3, report[:3000]
-    assert re.search(r"^\| uwsgi \| 2 x 4 \| floor \| wrk \| [\d.]+ \| [\d.]+ \| -?[\d.]+ \|",
-                     report, re.M)  # fmt: skip
+    assert re.search(
+        r"^\| uwsgi \| 2 x 4 \| floor \| wrk \| [\d.]+ \| [\d.]+ \| -?[\d.]+ \|", report, re.M
+    )
     assert "| goal | figure | verdict | note |" in report
     for workload in ("cpu", "sequence", "io", "floor"):
         assert f"![requests/s and p95, {workload}](charts/{workload}.png)" in report
     for stack in bench.DEFAULT_STACKS:
         assert re.search(rf"^\| {re.escape(stack)} \| \d", report, re.M), stack
     assert "## The original comparison, replayed" in report
-    assert re.search(r"^\| 10 \| 3.25 s \| 2.52 s \| 1.29 x \| [\d.]+ s \([\d.]+-[\d.]+, 3 runs\)",
-                     report, re.M)  # fmt: skip
+    assert re.search(
+        r"^\| 10 \| 3.25 s \| 2.52 s \| 1.29 x \| [\d.]+ s \([\d.]+-[\d.]+, 3 runs\)", report, re.M
+    )
 
 
 @pytest.mark.server
@@ -227,10 +232,27 @@ def test_ctrl_c_stops_every_server(tmp_path):
     require_stacks("uwsgi")
     port = find_free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wsgistack.cli", "bench", "--stacks", "uwsgi", "--settings",
-         "1x1", "--duration", "60", "--port", str(port), "--out", str(tmp_path / "r")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "wsgistack.cli",
+            "bench",
+            "--stacks",
+            "uwsgi",
+            "--settings",
+            "1x1",
+            "--duration",
+            "60",
+            "--port",
+            str(port),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -296,13 +318,37 @@ def test_sizing_recommends_a_setting_for_your_own_app(stack, own_app, tmp_path):
     require_stacks(stack)
     out = tmp_path / "sizing"
     run = subprocess.run(
-        [sys.executable, "-m", "wsgistack.cli", "sizing", "--stack", stack,
-         "--app", "hello_app:application", "--locustfile", "hello_locust.py",
-         "--processes", "1,2", "--threads", "1,4", "--duration", "1", "--users", "8",
-         "--max-memory", "2G",
-         "--port", str(find_free_port()), "--out", str(out)],
-        cwd=own_app, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "wsgistack.cli",
+            "sizing",
+            "--stack",
+            stack,
+            "--app",
+            "hello_app:application",
+            "--locustfile",
+            "hello_locust.py",
+            "--processes",
+            "1,2",
+            "--threads",
+            "1,4",
+            "--duration",
+            "1",
+            "--users",
+            "8",
+            "--max-memory",
+            "2G",
+            "--port",
+            str(find_free_port()),
+            "--out",
+            str(out),
+        ],
+        cwd=own_app,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Recommended:" in run.stdout and "within 2048 MB of memory" in run.stdout
     rows = read_csv(out / "results.csv")

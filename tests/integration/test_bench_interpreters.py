@@ -24,8 +24,12 @@ LABEL = "wsgistack.bench=interpreter"
 
 
 def leftovers() -> list[str]:
-    found = subprocess.run(["docker", "ps", "--all", "--quiet", "--filter", f"label={LABEL}"],
-                           capture_output=True, text=True, check=True)  # fmt: skip
+    found = subprocess.run(
+        ["docker", "ps", "--all", "--quiet", "--filter", f"label={LABEL}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return found.stdout.split()
 
 
@@ -36,11 +40,26 @@ def report_dir(tmp_path_factory) -> Path:
         pytest.skip(problem)
     build_images()
     out = tmp_path_factory.mktemp("bench-interpreters")
-    code = cli.main([
-        "bench", "--interpreter", ",".join(INTERPRETERS), "--stacks", ",".join(SERVERS),
-        "--settings", "1x1,1x2", "--quick", "--duration", "2", "--cpuset", "0",
-        "--port", str(find_free_port()), "--out", str(out),
-    ])  # fmt: skip
+    code = cli.main(
+        [
+            "bench",
+            "--interpreter",
+            ",".join(INTERPRETERS),
+            "--stacks",
+            ",".join(SERVERS),
+            "--settings",
+            "1x1,1x2",
+            "--quick",
+            "--duration",
+            "2",
+            "--cpuset",
+            "0",
+            "--port",
+            str(find_free_port()),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     return out
 
@@ -51,8 +70,10 @@ def rows(report_dir: Path) -> list[dict]:
 
 
 def test_every_server_ran_on_every_interpreter_it_has_an_image_for(report_dir):
-    runs = {(r["stack"], r["interpreter"], r["processes"], r["threads"], r["workload"])
-            for r in rows(report_dir)}  # fmt: skip
+    runs = {
+        (r["stack"], r["interpreter"], r["processes"], r["threads"], r["workload"])
+        for r in rows(report_dir)
+    }
     expected = {
         (f"{server}-{name}", name, "1", threads, workload)
         for server in SERVERS
@@ -108,8 +129,17 @@ def test_a_missing_image_is_named_before_anything_starts(tmp_path, monkeypatch, 
     if problem:
         pytest.skip(problem)
     monkeypatch.setenv("IMAGE_TAG", "no-such-tag")
-    code = cli.main(["bench", "--interpreter", "debian,freethreaded", "--stacks", "granian",
-                     "--out", str(tmp_path)])  # fmt: skip
+    code = cli.main(
+        [
+            "bench",
+            "--interpreter",
+            "debian,freethreaded",
+            "--stacks",
+            "granian",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert code != 0
     assert (

@@ -34,8 +34,10 @@ def uwsgi_get(ini, option: str) -> str:
     """Ask uWSGI itself for an option's value; strict mode rejects unknown options."""
     result = subprocess.run(
         [need("uwsgi"), "--ini", str(ini), "--get", option],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -47,8 +49,10 @@ def test_nginx_accepts_its_rendered_config(tmp_path, tls):
     ensure_certificate(settings)
     result = subprocess.run(
         [need("nginx"), "-t", "-e", "stderr", "-p", str(conf_dir), "-c", "nginx.conf"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     assert "syntax is ok" in result.stderr
 
@@ -67,14 +71,20 @@ def mod_wsgi_module() -> str:
 @pytest.mark.parametrize(("tls", "free_threading"), [("0", "0"), ("1", "0"), ("0", "1")])
 def test_apache_accepts_its_rendered_config(tmp_path, tls, free_threading):
     conf_dir, settings = rendered(
-        tmp_path, "apache-mod_wsgi", MOD_WSGI_MODULE=mod_wsgi_module(), TLS=tls,
-        TRUSTED_PROXIES="10.0.0.0/8 192.0.2.7", MOD_WSGI_FREE_THREADING=free_threading,
-    )  # fmt: skip
+        tmp_path,
+        "apache-mod_wsgi",
+        MOD_WSGI_MODULE=mod_wsgi_module(),
+        TLS=tls,
+        TRUSTED_PROXIES="10.0.0.0/8 192.0.2.7",
+        MOD_WSGI_FREE_THREADING=free_threading,
+    )
     ensure_certificate(settings)
     result = subprocess.run(
         [need("apache2"), "-t", "-d", str(conf_dir), "-f", str(conf_dir / "httpd.conf")],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     assert "Syntax OK" in result.stderr
 
@@ -88,8 +98,10 @@ def test_uwsgi_strict_mode_accepts_the_config_and_rejects_a_typo(tmp_path):
     typo.write_text(ini.read_text() + "\nharakri = 5\n")
     result = subprocess.run(
         [need("uwsgi"), "--ini", str(typo), "--get", "harakiri"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode != 0
     assert "unknown config directive: harakri" in result.stderr
 
@@ -141,8 +153,11 @@ def test_gixy_finds_nothing_in_the_rendered_nginx_config(tmp_path, knobs):
     gixy = Path(sys.executable).with_name("gixy")
     result = subprocess.run(
         [str(gixy), str(conf_dir / "nginx.conf")],
-        capture_output=True, text=True, timeout=60, cwd=conf_dir,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=conf_dir,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert re.search(r"Low: 0\s+Medium: 0\s+High: 0", result.stdout), result.stdout[-3000:]
 

@@ -377,10 +377,18 @@ def test_only_nginx_reaches_the_uwsgi_socket(compose_stack: str) -> None:
     # the loadtest profile's container, on the networks compose gives it
     for target in targets:
         status, result = compose_run(
-            "--profile", "uwsgi", "--profile", "loadtest", "run", "--no-deps",
-            "--entrypoint", probe[0], "locust-master", f"uwsgi://{target}:3031/readyz",
+            "--profile",
+            "uwsgi",
+            "--profile",
+            "loadtest",
+            "run",
+            "--no-deps",
+            "--entrypoint",
+            probe[0],
+            "locust-master",
+            f"uwsgi://{target}:3031/readyz",
             timeout=60,
-        )  # fmt: skip
+        )
         assert status == 1, f"Locust reached uWSGI at {target}: {result.stdout}{result.stderr}"
         assert "unhealthy" in result.stderr, result.stderr
 
@@ -426,8 +434,17 @@ def test_locust_master_sees_its_workers(images) -> None:
     # workers connect to the master whether or not the target is up
     project = LOCUST_PROJECT
     try:
-        compose("--profile", "loadtest", "up", "--detach", "--wait",
-                "--scale", "locust-worker=2", timeout=UP_TIMEOUT, project=project)  # fmt: skip
+        compose(
+            "--profile",
+            "loadtest",
+            "up",
+            "--detach",
+            "--wait",
+            "--scale",
+            "locust-worker=2",
+            timeout=UP_TIMEOUT,
+            project=project,
+        )
         deadline, workers, body = time.monotonic() + 30, [], b""
         while time.monotonic() < deadline and len(workers) < 2:
             try:
@@ -680,11 +697,28 @@ def test_a_headless_locust_run_against_the_uwsgi_profile_passes(compose_stack: s
     """The loadtest profile's image, on the compose network, against nginx ->
     uWSGI: Locust's exit code says the answers were right and the thresholds held."""
     status, result = compose_run(
-        "--profile", "uwsgi", "--profile", "loadtest", "run", "--no-deps",
-        "locust-master", "locust", "--config", "/srv/loadtests/locust.conf", "--headless",
-        "--users", "10", "--spawn-rate", "10", "--run-time", "10s",
-        "--host", "http://uwsgi-nginx:8080", "SequenceUser", "IoUser",
+        "--profile",
+        "uwsgi",
+        "--profile",
+        "loadtest",
+        "run",
+        "--no-deps",
+        "locust-master",
+        "locust",
+        "--config",
+        "/srv/loadtests/locust.conf",
+        "--headless",
+        "--users",
+        "10",
+        "--spawn-rate",
+        "10",
+        "--run-time",
+        "10s",
+        "--host",
+        "http://uwsgi-nginx:8080",
+        "SequenceUser",
+        "IoUser",
         timeout=180,
-    )  # fmt: skip
+    )
     assert status == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Aggregated" in result.stdout + result.stderr

@@ -43,10 +43,19 @@ def test_the_tls_listener_complies_with_mozillas_intermediate_profile(stack):
     the certificate and its chain (trusting the stack's CA) against the profile."""
     target = urlsplit(stack.https_url).netloc
     result = subprocess.run(
-        [sys.executable, "-m", "sslyze", "--mozilla_config=intermediate",
-         "--certinfo_ca_file", str(stack.ca_file), target],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "sslyze",
+            "--mozilla_config=intermediate",
+            "--certinfo_ca_file",
+            str(stack.ca_file),
+            target,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     verdict = "\n".join(result.stdout.strip().splitlines()[-4:])
     assert f"{target}: OK - Compliant." in result.stdout, verdict
     assert result.returncode == 0, verdict
@@ -57,10 +66,21 @@ def test_http2_is_negotiated_and_serves_the_app(stack):
     curl = shutil.which("curl")
     assert curl, "curl is needed for an HTTP/2 request (make test-deps installs it)"
     result = subprocess.run(
-        [curl, "--silent", "--show-error", "--http2", "--cacert", str(stack.ca_file),
-         "--write-out", "\\n%{http_version} %{http_code}", stack.https_url + "/fib/10"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        [
+            curl,
+            "--silent",
+            "--show-error",
+            "--http2",
+            "--cacert",
+            str(stack.ca_file),
+            "--write-out",
+            "\\n%{http_version} %{http_code}",
+            stack.https_url + "/fib/10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     body, _, status_line = result.stdout.rpartition("\n")
     assert status_line == "2 200", (result.stdout, result.stderr)
     assert json.loads(body)["value"] == "55"

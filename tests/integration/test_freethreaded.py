@@ -146,8 +146,9 @@ INTERPRETER = (
 
 
 def interpreter(image: str) -> tuple[str, str, list[str]]:
-    out = docker("run", "--rm", "--entrypoint", "/opt/venv/bin/python", IMAGES[image],
-                 "-c", INTERPRETER).stdout  # fmt: skip
+    out = docker(
+        "run", "--rm", "--entrypoint", "/opt/venv/bin/python", IMAGES[image], "-c", INTERPRETER
+    ).stdout
     version, gil, config_args = out.splitlines()
     return version, gil, shlex.split(config_args)
 

@@ -17,9 +17,14 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # as the machine facts say: no sandbox as root, and no background networking
 # on a machine that reaches nothing outside
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")

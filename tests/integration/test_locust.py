@@ -80,8 +80,17 @@ def wrong_url() -> Iterator[str]:
 @pytest.mark.server
 def test_every_scenario_passes_against_the_stack(uwsgi_url):
     code, output = locust(
-        "-f", str(LOADTESTS / "fib.py"), "--host", uwsgi_url, "-u", "20", "-r", "10", "-t", "10s",
-    )  # fmt: skip
+        "-f",
+        str(LOADTESTS / "fib.py"),
+        "--host",
+        uwsgi_url,
+        "-u",
+        "20",
+        "-r",
+        "10",
+        "-t",
+        "10s",
+    )
     assert code == 0, output
     # each scenario ran (no class named: all of them), none failed
     for name in ("/fib/[n]?method=naive", "/fib/[n]?method=doubling", "/fib/sequence?n=[n]"):
@@ -101,9 +110,19 @@ def test_the_config_file_runs_as_documented(uwsgi_url):
 
 def test_a_wrong_fibonacci_value_fails_the_run(wrong_url):
     code, output = locust(
-        "-f", str(LOADTESTS / "fib.py"), "--host", wrong_url, "-u", "2", "-r", "2", "-t", "3s",
-        "CpuUser", "SequenceUser",
-    )  # fmt: skip
+        "-f",
+        str(LOADTESTS / "fib.py"),
+        "--host",
+        wrong_url,
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "3s",
+        "CpuUser",
+        "SequenceUser",
+    )
     assert code == 1, output
     assert "wrong value for F(25): 75026" in output
     assert "wrong sequence from index 4" in output
@@ -113,9 +132,20 @@ def test_a_wrong_fibonacci_value_fails_the_run(wrong_url):
 @pytest.mark.server
 def test_a_broken_p95_threshold_sets_the_exit_code(uwsgi_url):
     code, output = locust(
-        "-f", str(LOADTESTS / "fib.py"), "--host", uwsgi_url, "-u", "8", "-r", "8", "-t", "3s",
-        "--max-p95-ms", "1", "CpuUser",
-    )  # fmt: skip
+        "-f",
+        str(LOADTESTS / "fib.py"),
+        "--host",
+        uwsgi_url,
+        "-u",
+        "8",
+        "-r",
+        "8",
+        "-t",
+        "3s",
+        "--max-p95-ms",
+        "1",
+        "CpuUser",
+    )
     assert code == 1, output
     assert "threshold broken: p95" in output
 
@@ -124,9 +154,18 @@ def test_a_broken_p95_threshold_sets_the_exit_code(uwsgi_url):
 def test_the_batch_shape_sends_exactly_its_batches(uwsgi_url, tmp_path):
     prefix = tmp_path / "batches"
     code, output = locust(
-        "-f", str(LOADTESTS / "batches.py"), "--host", uwsgi_url, "--csv", str(prefix),
-        "--batch-sizes", "10,25", "--batch-users", "5", "SequenceBatchUser",
-    )  # fmt: skip
+        "-f",
+        str(LOADTESTS / "batches.py"),
+        "--host",
+        uwsgi_url,
+        "--csv",
+        str(prefix),
+        "--batch-sizes",
+        "10,25",
+        "--batch-users",
+        "5",
+        "SequenceBatchUser",
+    )
     assert code == 0, output
     with open(f"{prefix}_stats.csv", newline="") as stats:
         rows = {(row["Type"], row["Name"]): row for row in csv.DictReader(stats)}

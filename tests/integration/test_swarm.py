@@ -80,8 +80,9 @@ def rendered(compose_file: str, *args: str) -> dict:
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
     env["CA_BUNDLE"] = "/dev/null"  # compose.yaml's build secret, unused here
     command = ["docker", "compose", "--project-directory", str(ROOT), "--env-file", os.devnull]
-    result = run([*command, "--file", str(ROOT / compose_file), *args, "config", "--format",
-                  "json"], env=env)  # fmt: skip
+    result = run(
+        [*command, "--file", str(ROOT / compose_file), *args, "config", "--format", "json"], env=env
+    )
     return json.loads(result.stdout)["services"]
 
 
@@ -169,8 +170,9 @@ def test_rolling_update_under_load_loses_nothing(stack):
         time.sleep(2)
         started = time.monotonic()
         for _ in range(UPDATES):
-            swarm.docker("service", "update", "--force", "--detach=false", APP,
-                         timeout=UPDATE_TIMEOUT)  # fmt: skip
+            swarm.docker(
+                "service", "update", "--force", "--detach=false", APP, timeout=UPDATE_TIMEOUT
+            )
             status = json.loads(swarm.docker("service", "inspect", APP))[0]["UpdateStatus"]
             assert status["State"] == "completed", status
         took = time.monotonic() - started
@@ -221,8 +223,20 @@ def test_the_benchmark_loads_the_swarm_stack(tmp_path, monkeypatch):
 
     monkeypatch.setenv("IMAGE_TAG", IMAGE_TAG)
     out = tmp_path / "report"
-    code = cli.main(["bench", "--swarm", "1", "--quick", "--duration", "2",
-                     "--port", str(PORT + 1), "--out", str(out)])  # fmt: skip
+    code = cli.main(
+        [
+            "bench",
+            "--swarm",
+            "1",
+            "--quick",
+            "--duration",
+            "2",
+            "--port",
+            str(PORT + 1),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     with open(out / "results.csv", newline="") as source:
         rows = list(csv.DictReader(source))

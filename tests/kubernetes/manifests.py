@@ -90,8 +90,14 @@ def cpus(quantity: str) -> float:
 
 def mebibytes(quantity: str) -> float:
     """A memory quantity ("1Gi", "768Mi", "512M") in MiB."""
-    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "k": 1e3 / 2**20, "M": 1e6 / 2**20,
-             "G": 1e9 / 2**20}  # fmt: skip
+    units = {
+        "Ki": 1 / 1024,
+        "Mi": 1,
+        "Gi": 1024,
+        "k": 1e3 / 2**20,
+        "M": 1e6 / 2**20,
+        "G": 1e9 / 2**20,
+    }
     for suffix in sorted(units, key=len, reverse=True):
         if quantity.endswith(suffix):
             return float(quantity[: -len(suffix)]) * units[suffix]

@@ -76,8 +76,9 @@ class Pod:
     containers: dict[str, str] = field(default_factory=dict)
 
     def get(self, path: str, host: str = "localhost", timeout: float = 30) -> Answer:
-        return request(f"http://127.0.0.1:{self.port}", path, headers={"Host": host},
-                       timeout=timeout)  # fmt: skip
+        return request(
+            f"http://127.0.0.1:{self.port}", path, headers={"Host": host}, timeout=timeout
+        )
 
     def logs(self, name: str) -> str:
         result = docker("logs", self.containers[name], check=False)
@@ -272,7 +273,7 @@ def test_nginx_prestop_drains_the_request_in_flight(images) -> None:
         hook = threading.Thread(
             target=lambda: docker(
                 "exec", running.containers["nginx"], *command, timeout=grace, check=False
-            )  # fmt: skip
+            )
         )
         hook.start()
         # during the sleep the pod still serves: endpoints may still send here

@@ -21,10 +21,21 @@ ONE, TWO_THREADS, TWO_PROCESSES = axis.SCALING_SHAPES
 
 def cell(server, interpreter, pxt, workload, rps, cpu_ms, **kw) -> Result:
     return Result(
-        axis.run_name(server, interpreter), pxt.processes, pxt.threads, workload, engine=WRK,
-        interpreter=interpreter, users=32, seconds=4.0, requests=int(rps * 4), failures=0,
-        rps=rps, server_cpu_ms=cpu_ms, server_cores=rps * cpu_ms / 1000, **kw,
-    )  # fmt: skip
+        axis.run_name(server, interpreter),
+        pxt.processes,
+        pxt.threads,
+        workload,
+        engine=WRK,
+        interpreter=interpreter,
+        users=32,
+        seconds=4.0,
+        requests=int(rps * 4),
+        failures=0,
+        rps=rps,
+        server_cpu_ms=cpu_ms,
+        server_cores=rps * cpu_ms / 1000,
+        **kw,
+    )
 
 
 def cpu_bound(ft_thread_gain: float, cost: float = 2.0) -> list[Result]:
@@ -33,10 +44,15 @@ def cpu_bound(ft_thread_gain: float, cost: float = 2.0) -> list[Result]:
     out = []
     for name, per_request in (("debian", 10.0), ("freethreaded", 10.0 * cost)):
         base = 1000 / per_request
-        gains = {ONE: 1.0, TWO_PROCESSES: 2.0,
-                 TWO_THREADS: ft_thread_gain if name == "freethreaded" else 1.0}  # fmt: skip
-        out += [cell("gunicorn", name, pxt, "cpu", base * gain, per_request)
-                for pxt, gain in gains.items()]  # fmt: skip
+        gains = {
+            ONE: 1.0,
+            TWO_PROCESSES: 2.0,
+            TWO_THREADS: ft_thread_gain if name == "freethreaded" else 1.0,
+        }
+        out += [
+            cell("gunicorn", name, pxt, "cpu", base * gain, per_request)
+            for pxt, gain in gains.items()
+        ]
     return out
 
 
@@ -45,11 +61,13 @@ def test_the_plan_puts_the_interpreters_side_by_side_shape_by_shape():
     runs = [(r.stack, r.concurrency.label, tuple(r.workloads)) for r in plan]
     scaling = ("cpu", "sequence", "io")
     assert runs[:5] == [
-        ("gunicorn-debian", "1x1", scaling), ("gunicorn-gil", "1x1", scaling),
+        ("gunicorn-debian", "1x1", scaling),
+        ("gunicorn-gil", "1x1", scaling),
         ("gunicorn-freethreaded", "1x1", scaling),
         # no Apache on the control build: no image of it
-        ("apache-debian", "1x1", scaling), ("apache-freethreaded", "1x1", scaling),
-    ]  # fmt: skip
+        ("apache-debian", "1x1", scaling),
+        ("apache-freethreaded", "1x1", scaling),
+    ]
     memory = [(stack, label) for stack, label, workloads in runs if workloads == ("io",)]
     assert {label for _, label in memory} == {"1x16", "2x8", "16x1"} and len(memory) == 15
     assert len(plan) == 5 * 3 + 15
@@ -61,8 +79,10 @@ def test_the_plan_puts_the_interpreters_side_by_side_shape_by_shape():
 def test_a_memory_shape_already_in_the_scaling_shapes_is_not_run_twice():
     plan = axis.build_plan(["granian"], ["freethreaded"], (C(1, 16),), axis.MEMORY_SHAPES)
     assert [(r.concurrency.label, r.workloads) for r in plan] == [
-        ("1x16", ["cpu", "sequence", "io"]), ("2x8", ["io"]), ("16x1", ["io"]),
-    ]  # fmt: skip
+        ("1x16", ["cpu", "sequence", "io"]),
+        ("2x8", ["io"]),
+        ("16x1", ["io"]),
+    ]
 
 
 def test_only_servers_with_an_image_on_two_interpreters_compare():
@@ -84,15 +104,24 @@ def test_every_axis_workload_is_loaded_by_wrk():
 @pytest.mark.parametrize(
     ("config_args", "opt", "flags"),
     [
-        ("'--prefix=/opt/python-ft' '--disable-gil' '--enable-shared' 'LDFLAGS=-Wl,-rpath'",
-         "-DNDEBUG -g -O3 -Wall", "--disable-gil --enable-shared, -O3"),
-        ("'--enable-shared' '--prefix=/usr' '--with-computed-gotos'", "-DNDEBUG -g -O2 -Wall",
-         "--enable-shared, -O2"),
-        ("'--enable-optimizations' '--with-lto=full'", "",
-         "--enable-optimizations --with-lto=full"),
+        (
+            "'--prefix=/opt/python-ft' '--disable-gil' '--enable-shared' 'LDFLAGS=-Wl,-rpath'",
+            "-DNDEBUG -g -O3 -Wall",
+            "--disable-gil --enable-shared, -O3",
+        ),
+        (
+            "'--enable-shared' '--prefix=/usr' '--with-computed-gotos'",
+            "-DNDEBUG -g -O2 -Wall",
+            "--enable-shared, -O2",
+        ),
+        (
+            "'--enable-optimizations' '--with-lto=full'",
+            "",
+            "--enable-optimizations --with-lto=full",
+        ),
         ("'--prefix=/usr'", "-O2", "no --disable-gil/--enable-optimizations/--with-lto, -O2"),
     ],
-)  # fmt: skip
+)
 def test_the_build_flags_that_matter_to_speed(config_args, opt, flags):
     assert axis.speed_flags(config_args, opt) == flags
 
@@ -120,8 +149,11 @@ def test_the_verdict_separates_free_threadings_cost_from_the_builds():
     costs (free-threaded over gil) beside the cost against Debian's build."""
     res = cpu_bound(ft_thread_gain=1.9, cost=2.2)
     # the control: the GIL, the free-threaded build's flags, 10% slower than Debian's
-    res += [cell("gunicorn", "gil", r.concurrency, "cpu", r.rps / 1.1, 11.0)
-            for r in res if r.interpreter == "debian"]  # fmt: skip
+    res += [
+        cell("gunicorn", "gil", r.concurrency, "cpu", r.rps / 1.1, 11.0)
+        for r in res
+        if r.interpreter == "debian"
+    ]
     text = axis.verdict(res)
     assert "x2.20 the CPU of debian's (x2.00 that of gil, the same build with the GIL" in text
     assert "x2.00 that of gil" not in axis.verdict(cpu_bound(1.9, 2.2))
@@ -147,10 +179,29 @@ def test_the_report_opens_with_the_comparison(tmp_path, monkeypatch):
         r.python_build = "--disable-gil --enable-shared, -O3" if "free" in r.interpreter else ""
     for name, pss in (("debian", 40.0), ("freethreaded", 55.0)):
         for pxt, processes in ((C(1, 16), 1), (C(2, 8), 2), (C(16, 1), 16)):
-            res.append(cell("gunicorn", name, pxt, "io", 150.0, 2.0, pss_mb=pss * processes,
-                            uss_mb=30.0 * processes, server_processes=processes + 1))  # fmt: skip
-    report.write_report(tmp_path, report.Outcome(res), mode=MODES["default"], users=32,
-                        seconds=4, with_answer=False, with_goals=False, cpuset="0,1")  # fmt: skip
+            res.append(
+                cell(
+                    "gunicorn",
+                    name,
+                    pxt,
+                    "io",
+                    150.0,
+                    2.0,
+                    pss_mb=pss * processes,
+                    uss_mb=30.0 * processes,
+                    server_processes=processes + 1,
+                )
+            )
+    report.write_report(
+        tmp_path,
+        report.Outcome(res),
+        mode=MODES["default"],
+        users=32,
+        seconds=4,
+        with_answer=False,
+        with_goals=False,
+        cpuset="0,1",
+    )
     md = (tmp_path / "report.md").read_text()
     headings = re.findall(r"^##+ (.+)$", md, re.M)
     assert headings[:6] == [

@@ -23,8 +23,18 @@ C = Concurrency
 
 
 def run(stack, pxt, workload, rps, **kw) -> Result:
-    return Result(stack, pxt.processes, pxt.threads, workload, users=32, rps=rps,
-                  requests=int(rps * 4), failures=0, seconds=4.0, **kw)  # fmt: skip
+    return Result(
+        stack,
+        pxt.processes,
+        pxt.threads,
+        workload,
+        users=32,
+        rps=rps,
+        requests=int(rps * 4),
+        failures=0,
+        seconds=4.0,
+        **kw,
+    )
 
 
 # --- the plan ---------------------------------------------------------------
@@ -33,9 +43,12 @@ def run(stack, pxt, workload, rps, **kw) -> Result:
 def test_quick_plan_replays_on_the_devserver_and_the_first_stack_only():
     runs = build_plan(plan.DEFAULT_STACKS, MODES["quick"])
     assert [(r.stack, r.concurrency.label) for r in runs] == [
-        ("uwsgi", "2x4"), ("apache", "2x4"), ("gunicorn", "2x4"), ("devserver", "1x1"),
+        ("uwsgi", "2x4"),
+        ("apache", "2x4"),
+        ("gunicorn", "2x4"),
+        ("devserver", "1x1"),
         ("uwsgi-direct", "2x4"),
-    ]  # fmt: skip
+    ]
     assert [r.stack for r in runs if r.replays] == ["uwsgi", "devserver"]
     assert runs[0].workloads == ["cpu", "sequence", "io", "floor"]
     # uWSGI alone is the yardstick: the CPU-bound request and the floor only
@@ -189,11 +202,14 @@ def batch(stack, pxt, size, seconds, repeat=1, workload="sequence"):
 def test_replay_ratio_is_median_against_the_fastest_stacks_median():
     batches = [
         # a cold first batch on the dev server must not decide the ratio
-        batch("devserver", C(1, 1), 10, 1.5, 1), batch("devserver", C(1, 1), 10, 0.10, 2),
+        batch("devserver", C(1, 1), 10, 1.5, 1),
+        batch("devserver", C(1, 1), 10, 0.10, 2),
         batch("devserver", C(1, 1), 10, 0.12, 3),
-        batch("uwsgi", C(2, 16), 10, 0.05, 1), batch("uwsgi", C(2, 16), 10, 0.04, 2),
-        batch("uwsgi", C(2, 16), 10, 0.06, 3), batch("apache", C(2, 16), 10, 0.08),
-    ]  # fmt: skip
+        batch("uwsgi", C(2, 16), 10, 0.05, 1),
+        batch("uwsgi", C(2, 16), 10, 0.04, 2),
+        batch("uwsgi", C(2, 16), 10, 0.06, 3),
+        batch("apache", C(2, 16), 10, 0.08),
+    ]
     spreads = answer.batch_spreads(batches, "sequence", 10)
     assert spreads[("devserver", C(1, 1))] == results.Spread(0.10, 0.12, 1.5, 3)
     assert answer.replay_ratio(spreads) == pytest.approx(0.12 / 0.05)
@@ -258,7 +274,9 @@ def test_the_answer_picks_the_lightest_run_within_the_noise():
     assert (found.pick.stack, found.pick.concurrency) == ("apache", C(2, 1))
     # the fastest first, then the other stacks' best; the evidence: apache's matrix
     assert [(r.stack, r.concurrency) for r in found.others] == [
-        ("gunicorn", C(2, 16)), ("uwsgi", C(4, 4))]  # fmt: skip
+        ("gunicorn", C(2, 16)),
+        ("uwsgi", C(4, 4)),
+    ]
     assert [r.concurrency for r in found.ladder] == [C(1, 1), C(2, 1)]
 
 
@@ -271,7 +289,9 @@ def test_overhead_is_compared_at_one_thread_per_process():
     assert answer.overhead_concurrency(res) == C(2, 1)
     rows = answer.overheads(res, ["sequence"])
     assert [(o.stack, o.concurrency, o.overhead_ms) for o in rows] == [
-        ("uwsgi", C(2, 1), 1.0), ("devserver", C(1, 1), 3.0)]  # fmt: skip
+        ("uwsgi", C(2, 1), 1.0),
+        ("devserver", C(1, 1), 3.0),
+    ]
     assert rows[1].share == pytest.approx(0.6)
 
 
@@ -294,20 +314,34 @@ def test_the_report_opens_with_the_answer_and_ends_with_the_goals(tmp_path, monk
                 "uss_mb": 50.0 * scale,
                 "server_processes": pxt.processes + 1,
             }
-            res += [run(stack, pxt, "sequence", 300 * scale, **kw),
-                    run(stack, pxt, "cpu", 50 * scale, **kw),
-                    run(stack, pxt, "io", 150 * pxt.processes, **kw),
-                    run(stack, pxt, "floor", 3000 * scale, engine="wrk", generator_bound=True,
-                        p95_ms=5, server_cpu_ms=0.4, app_cpu_ms=0.05)]  # fmt: skip
+            res += [
+                run(stack, pxt, "sequence", 300 * scale, **kw),
+                run(stack, pxt, "cpu", 50 * scale, **kw),
+                run(stack, pxt, "io", 150 * pxt.processes, **kw),
+                run(
+                    stack,
+                    pxt,
+                    "floor",
+                    3000 * scale,
+                    engine="wrk",
+                    generator_bound=True,
+                    p95_ms=5,
+                    server_cpu_ms=0.4,
+                    app_cpu_ms=0.05,
+                ),
+            ]
     batches = [batch("devserver", C(1, 1), 10, 0.1 + i / 100, i + 1) for i in range(3)]
     batches += [batch("uwsgi", C(2, 1), 10, 0.05 + i / 100, i + 1) for i in range(3)]
     outcome = report.Outcome(res, batches)
     verdicts = report.write_report(tmp_path, outcome, mode=MODES["quick"], users=32, seconds=2)
     md = (tmp_path / "report.md").read_text()
     headings = re.findall(r"^## (.+)$", md, re.M)
-    assert headings[:4] == ["The answer", "Stack overhead per request",
-                            "The overhead floor: `/up` loaded by wrk",
-                            "Memory per server process tree"]  # fmt: skip
+    assert headings[:4] == [
+        "The answer",
+        "Stack overhead per request",
+        "The overhead floor: `/up` loaded by wrk",
+        "Memory per server process tree",
+    ]
     assert "| gunicorn | 2 x 1 | 3 | 198 | 132 | 110 | 44.0 | sequence |" in md
     assert headings[-2:] == ["The project's performance goals", "Files"]
     assert "| CPU-bound: /fib/25?method=naive (~20 ms of CPU) | **gunicorn 2 x 1** | 110.0 |" in md
@@ -341,15 +375,17 @@ def test_sizing_uses_only_public_names():
     private = [
         node.attr
         for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute) and node.attr.startswith("_")
-        and isinstance(node.value, ast.Name) and node.value.id == "bench"
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "bench"
     ] + [
         alias.name
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("wsgistack.bench")
         for alias in node.names
         if alias.name.startswith("_")
-    ]  # fmt: skip
+    ]
     assert private == []
 
 

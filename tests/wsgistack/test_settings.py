@@ -65,9 +65,12 @@ def test_apache_is_sized_for_twice_what_the_daemons_take(
     processes, threads, backlog, workers, limit
 ):
     s = Settings.from_env(
-        {"WSGI_PROCESSES": str(processes), "WSGI_THREADS": str(threads),
-         "LISTEN_BACKLOG": str(backlog)}
-    )  # fmt: skip
+        {
+            "WSGI_PROCESSES": str(processes),
+            "WSGI_THREADS": str(threads),
+            "LISTEN_BACKLOG": str(backlog),
+        }
+    )
     assert workers == s.APACHE_MAX_REQUEST_WORKERS
     assert workers % 64 == 0 and workers >= 2 * s.PROXY_MAX_CONNS
     assert limit == s.APACHE_SERVER_LIMIT

@@ -153,13 +153,27 @@ def overheads(results: list[Result], workloads: list[str]) -> list[Overhead]:
         pxt = Concurrency(1, 1) if stack == "devserver" else at
         for name in workloads:
             run = next(
-                (r for r in results if (r.stack, r.concurrency, r.workload) == (stack, pxt, name)
-                 and r.measured and r.server_cpu_ms),
+                (
+                    r
+                    for r in results
+                    if (r.stack, r.concurrency, r.workload) == (stack, pxt, name)
+                    and r.measured
+                    and r.server_cpu_ms
+                ),
                 None,
-            )  # fmt: skip
+            )
             if run is not None:
-                rows.append(Overhead(stack, pxt, name, run.engine, run.server_cpu_ms,
-                                     run.app_cpu_ms, run.overhead_ms))  # fmt: skip
+                rows.append(
+                    Overhead(
+                        stack,
+                        pxt,
+                        name,
+                        run.engine,
+                        run.server_cpu_ms,
+                        run.app_cpu_ms,
+                        run.overhead_ms,
+                    )
+                )
     return rows
 
 

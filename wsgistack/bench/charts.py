@@ -115,8 +115,13 @@ def chart_overhead(rows: list[Overhead], path: Path) -> Path | None:
         labels = [r.stack for r in mine]
         colors = [stack_color(r.stack, labels) for r in mine]
         ax.bar(labels, [r.app_cpu_ms for r in mine], color="lightgrey", label="the app's own")
-        ax.bar(labels, [max(0.0, r.overhead_ms) for r in mine], bottom=[r.app_cpu_ms for r in mine],
-               color=colors, label="servers and proxy")  # fmt: skip
+        ax.bar(
+            labels,
+            [max(0.0, r.overhead_ms) for r in mine],
+            bottom=[r.app_cpu_ms for r in mine],
+            color=colors,
+            label="servers and proxy",
+        )
         ax.set_title(f"{name}: CPU ms per request", fontsize=10)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
         ax.grid(axis="y", alpha=0.3)
@@ -147,19 +152,26 @@ def chart_replay(batches: list[BatchResult], path: Path) -> Path | None:
         ]
         for key in keys:
             values = [spreads[s].get(key) for s in sizes]
-            series.append((f"{key[0]} {concurrency_label(*key)}",
-                           stack_color(key[0], [k[0] for k in keys]),
-                           [(v.median, v) if v else (None, None) for v in values]))  # fmt: skip
+            series.append(
+                (
+                    f"{key[0]} {concurrency_label(*key)}",
+                    stack_color(key[0], [k[0] for k in keys]),
+                    [(v.median, v) if v else (None, None) for v in values],
+                )
+            )
         width = 0.8 / len(series)
         for i, (label, color, values) in enumerate(series):
             points = [(j, v, s) for j, (v, s) in enumerate(values) if v]
             xs = [j - 0.4 + width * (i + 0.5) for j, _, _ in points]
             ys = [v for _, v, _ in points]
-            errors = [[v - (s.low if s else v) for _, v, s in points],
-                      [(s.high if s else v) - v for _, v, s in points]]  # fmt: skip
+            errors = [
+                [v - (s.low if s else v) for _, v, s in points],
+                [(s.high if s else v) - v for _, v, s in points],
+            ]
             hatch = "xx" if label.startswith("claimed") else ""
-            bars = ax.bar(xs, ys, width, label=label, hatch=hatch, color=color,
-                          yerr=errors, capsize=2)  # fmt: skip
+            bars = ax.bar(
+                xs, ys, width, label=label, hatch=hatch, color=color, yerr=errors, capsize=2
+            )
             ax.bar_label(bars, fmt="%.3g", fontsize=7)
         ax.set_xticks(range(len(sizes)), [f"{s} requests" for s in sizes])
         log_axis(ax, [v for _, _, values in series for v, _ in values if v])

@@ -102,14 +102,20 @@ def add_parser(sub) -> None:
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
-        "--quick", dest="mode", action="store_const", const="quick",
+        "--quick",
+        dest="mode",
+        action="store_const",
+        const="quick",
         help="one processes x threads, 2 s per run, a few batches of 10: about 2 minutes "
         "(a smoke test)",
-    )  # fmt: skip
+    )
     size.add_argument(
-        "--full", dest="mode", action="store_const", const="full",
+        "--full",
+        dest="mode",
+        action="store_const",
+        const="full",
         help="11 processes x threads, 15 s per run, every batch: the whole matrix (about an hour)",
-    )  # fmt: skip
+    )
     parser.set_defaults(mode="default")
     parser.add_argument(
         "--stacks",
@@ -166,8 +172,10 @@ def preflight(stacks: list[str], port: int, docker: bool) -> list[str]:
         natives = [s for s in stacks if s not in DOCKER_PORT_VARIABLES]
         stacks = [s for s in stacks if s in DOCKER_PORT_VARIABLES]
         if natives:
-            print(f"wsgistack bench: --docker: no compose service for {', '.join(natives)}; "
-                  "skipped", file=sys.stderr)  # fmt: skip
+            print(
+                f"wsgistack bench: --docker: no compose service for {', '.join(natives)}; skipped",
+                file=sys.stderr,
+            )
         for stack in stacks:
             docker_endpoint(stack)
         return stacks
@@ -197,9 +205,13 @@ def interpreter_preflight(servers: list[str], names: list[str], port: int) -> li
             f"(images: {', '.join(interpreters.SERVERS)})"
         )
     missing = docker_images_missing(
-        {f"{interpreters.INTERPRETERS[n].images[s].name}:{interpreters.image_tag()}": n
-         for s in chosen for n in names if s in interpreters.INTERPRETERS[n].images}
-    )  # fmt: skip
+        {
+            f"{interpreters.INTERPRETERS[n].images[s].name}:{interpreters.image_tag()}": n
+            for s in chosen
+            for n in names
+            if s in interpreters.INTERPRETERS[n].images
+        }
+    )
     if missing:
         builds = sorted({interpreters.INTERPRETERS[n].build for n in missing.values()})
         raise StackError(
@@ -216,8 +228,13 @@ def docker_images_missing(images: dict[str, str]) -> dict[str, str]:
         raise StackError("--interpreter runs containers: no docker client (make docker-deps)")
     missing = {}
     for image, name in images.items():
-        result = subprocess.run(["docker", "image", "inspect", image], capture_output=True,
-                                text=True, timeout=30, check=False)  # fmt: skip
+        result = subprocess.run(
+            ["docker", "image", "inspect", image],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         if result.returncode != 0:
             if "Cannot connect" in result.stderr:
                 raise StackError(f"Docker: {result.stderr.strip()} (make docker-deps)")
@@ -229,8 +246,11 @@ def without_missing_engines(plan: list[StackRun]) -> list[StackRun]:
     """wrk missing: the floor is left out, saying so."""
     if wrk_binary() is not None:
         return plan
-    print("wsgistack bench: wrk is not installed (apt-get install wrk, or make deps): "
-          "the overhead floor is left out", file=sys.stderr)  # fmt: skip
+    print(
+        "wsgistack bench: wrk is not installed (apt-get install wrk, or make deps): "
+        "the overhead floor is left out",
+        file=sys.stderr,
+    )
     for run in plan:
         run.workloads = [w for w in run.workloads if WORKLOADS[w].engine != WRK]
     return [run for run in plan if run.workloads or run.replays]
@@ -261,25 +281,40 @@ def main(args: argparse.Namespace) -> int:
     stacks = [] if args.swarm else preflight(args.stacks, args.port, args.docker)
     if args.swarm:
         # no replay: the batches compare the development server with the stacks
-        plan = [StackRun(swarm_stack_name(n), Concurrency(0, 0), list(BENCH_WORKLOADS), {})
-                for n in args.swarm]  # fmt: skip
+        plan = [
+            StackRun(swarm_stack_name(n), Concurrency(0, 0), list(BENCH_WORKLOADS), {})
+            for n in args.swarm
+        ]
     elif args.docker:
-        plan = [StackRun(s, docker_endpoint(s).concurrency, list(BENCH_WORKLOADS),
-                         dict(mode.replay_sizes)) for s in stacks]  # fmt: skip
+        plan = [
+            StackRun(
+                s, docker_endpoint(s).concurrency, list(BENCH_WORKLOADS), dict(mode.replay_sizes)
+            )
+            for s in stacks
+        ]
     else:
         plan = build_plan(stacks, mode, args.settings)
     plan = without_missing_engines(plan)
     out_dir = new_report_dir(args.out)
     with interruptible():
         outcome = execute(
-            plan, port=args.port, users=args.users, seconds=seconds, out_dir=out_dir,
-            docker=args.docker, engine_html=args.locust_html,
-        )  # fmt: skip
+            plan,
+            port=args.port,
+            users=args.users,
+            seconds=seconds,
+            out_dir=out_dir,
+            docker=args.docker,
+            engine_html=args.locust_html,
+        )
     verdicts = write_report(
-        out_dir, outcome, mode=mode, users=args.users, seconds=seconds,
+        out_dir,
+        outcome,
+        mode=mode,
+        users=args.users,
+        seconds=seconds,
         docker=args.docker or bool(args.swarm),
         engine_html=args.locust_html,
-    )  # fmt: skip
+    )
     return finish(outcome, verdicts, out_dir)
 
 
@@ -295,8 +330,9 @@ def main_interpreters(args: argparse.Namespace, mode, seconds: float) -> int:
     """``--interpreter``: the servers in their images on each interpreter, side by side."""
     if args.docker or args.swarm:
         raise StackError("--interpreter starts its own containers: not with --docker or --swarm")
-    servers = interpreter_preflight(args.stacks or list(interpreters.SERVERS),
-                                    args.interpreter, args.port)  # fmt: skip
+    servers = interpreter_preflight(
+        args.stacks or list(interpreters.SERVERS), args.interpreter, args.port
+    )
     shapes = tuple(args.settings) if args.settings else interpreters.SCALING_SHAPES
     memory = () if args.mode == "quick" else interpreters.MEMORY_SHAPES
     plan = interpreters.build_plan(servers, args.interpreter, shapes, memory)
@@ -304,12 +340,24 @@ def main_interpreters(args: argparse.Namespace, mode, seconds: float) -> int:
     out_dir = new_report_dir(args.out, prefix="interpreters-")
     with interruptible():
         outcome = execute(
-            plan, port=args.port, users=args.users, seconds=seconds, out_dir=out_dir,
-            workloads=interpreters.AXIS_WORKLOADS, cpuset=cpuset,
-        )  # fmt: skip
+            plan,
+            port=args.port,
+            users=args.users,
+            seconds=seconds,
+            out_dir=out_dir,
+            workloads=interpreters.AXIS_WORKLOADS,
+            cpuset=cpuset,
+        )
     write_report(
-        out_dir, outcome, mode=mode, users=args.users, seconds=seconds,
-        title="wsgistack bench --interpreter", with_answer=False, with_goals=False,
-        docker=True, cpuset=cpuset,
-    )  # fmt: skip
+        out_dir,
+        outcome,
+        mode=mode,
+        users=args.users,
+        seconds=seconds,
+        title="wsgistack bench --interpreter",
+        with_answer=False,
+        with_goals=False,
+        docker=True,
+        cpuset=cpuset,
+    )
     return finish(outcome, [], out_dir)

@@ -101,10 +101,13 @@ def print_summary(outcome: Outcome, verdicts: list[Verdict], out_dir: Path) -> N
         cells = []
         for name in workloads:
             run = next(
-                (r for r in outcome.results
-                 if (r.stack, r.concurrency, r.workload) == (stack, pxt, name)),
+                (
+                    r
+                    for r in outcome.results
+                    if (r.stack, r.concurrency, r.workload) == (stack, pxt, name)
+                ),
                 None,
-            )  # fmt: skip
+            )
             if run is None:
                 cells.append("")
             elif run.error:

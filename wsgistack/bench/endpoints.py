@@ -188,8 +188,9 @@ def _build_flags(image: str, container: str) -> str:
     from wsgistack.bench import interpreters
 
     if image not in _BUILD_FLAGS:
-        probe = _docker("exec", container, interpreters.VENV_PYTHON, "-c",
-                        interpreters.PYTHON_PROBE)  # fmt: skip
+        probe = _docker(
+            "exec", container, interpreters.VENV_PYTHON, "-c", interpreters.PYTHON_PROBE
+        )
         if probe.returncode != 0:
             return ""
         build = json.loads(probe.stdout)
@@ -209,14 +210,26 @@ def container_endpoint(run: StackRun, port: int, log_dir: Path, cpuset: str) -> 
     image = interpreters.image_of(run)
     name = f"{image.name}:{interpreters.image_tag()}"
     started = _docker(
-        "run", "--detach", "--cpuset-cpus", cpuset, "--read-only", "--tmpfs", "/tmp",
+        "run",
+        "--detach",
+        "--cpuset-cpus",
+        cpuset,
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
         # nothing but the benchmark sends a request
         "--no-healthcheck",
-        "--env", f"WSGI_PROCESSES={run.concurrency.processes}",
-        "--env", f"WSGI_THREADS={run.concurrency.threads}",
-        "--publish", f"127.0.0.1:{port}:{image.port}",
-        "--label", "wsgistack.bench=interpreter", name, *image.command,
-    )  # fmt: skip
+        "--env",
+        f"WSGI_PROCESSES={run.concurrency.processes}",
+        "--env",
+        f"WSGI_THREADS={run.concurrency.threads}",
+        "--publish",
+        f"127.0.0.1:{port}:{image.port}",
+        "--label",
+        "wsgistack.bench=interpreter",
+        name,
+        *image.command,
+    )
     if started.returncode != 0:
         raise StackError(f"docker run {name}: {started.stderr.strip()[-400:]}")
     container = started.stdout.strip()
@@ -228,9 +241,14 @@ def container_endpoint(run: StackRun, port: int, log_dir: Path, cpuset: str) -> 
         _wait_for_info(base_url, container, timeout=120)
         pid = int(_docker("inspect", "--format", "{{.State.Pid}}", container).stdout)
         yield Endpoint(
-            run.stack, run.concurrency, base_url, [pid], python_description(base_url),
-            run.interpreter, _build_flags(name, container),
-        )  # fmt: skip
+            run.stack,
+            run.concurrency,
+            base_url,
+            [pid],
+            python_description(base_url),
+            run.interpreter,
+            _build_flags(name, container),
+        )
     finally:
         logs = _docker("logs", container)
         path.write_text(logs.stdout + logs.stderr, encoding="utf-8")

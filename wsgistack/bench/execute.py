@@ -61,8 +61,15 @@ def execute(
                     progress.finish(index, "start")
                     for name in run.workloads:
                         progress.start(run, name)
-                        result = load(endpoint, workloads[name], users, seconds, out_dir,
-                                      locustfile, engine_html)  # fmt: skip
+                        result = load(
+                            endpoint,
+                            workloads[name],
+                            users,
+                            seconds,
+                            out_dir,
+                            locustfile,
+                            engine_html,
+                        )
                         outcome.results.append(result)
                         progress.finish(index, name, run_line(result))
                     for name, sizes in run.replays.items():
@@ -81,10 +88,17 @@ def execute(
                 for name in run.workloads:
                     if (run.stack, run.concurrency, name) not in done:
                         outcome.results.append(
-                            Result(run.stack, run.concurrency.processes, run.concurrency.threads,
-                                   name, engine=workloads[name].engine,
-                                   interpreter=run.interpreter, users=users, error=str(exc))
-                        )  # fmt: skip
+                            Result(
+                                run.stack,
+                                run.concurrency.processes,
+                                run.concurrency.threads,
+                                name,
+                                engine=workloads[name].engine,
+                                interpreter=run.interpreter,
+                                users=users,
+                                error=str(exc),
+                            )
+                        )
                 progress.skip(index)
             except KeyboardInterrupt:
                 # the `with` above has stopped the stack already

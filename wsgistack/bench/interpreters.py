@@ -33,8 +33,13 @@ PYTHON_PROBE = (
     "'opt': sysconfig.get_config_var('OPT') or ''}))"
 )
 # the configure flags that change the speed of Python code
-SPEED_FLAGS = ("--disable-gil", "--enable-optimizations", "--with-lto", "--enable-shared",
-               "--with-pydebug")  # fmt: skip
+SPEED_FLAGS = (
+    "--disable-gil",
+    "--enable-optimizations",
+    "--with-lto",
+    "--enable-shared",
+    "--with-pydebug",
+)
 
 
 @dataclass(frozen=True)
@@ -62,30 +67,39 @@ INTERPRETERS = {
     i.name: i
     for i in (
         Interpreter(
-            "debian", "Debian's python3, what the stacks' images run: Debian's patches, PGO, LTO "
+            "debian",
+            "Debian's python3, what the stacks' images run: Debian's patches, PGO, LTO "
             "and -O3 (debian/rules; its sysconfig is edited to hide them and say -O2)",
-            {"gunicorn": Image("wsgistack-gunicorn", 8082),
-             "granian": Image("wsgistack-granian", 8085),
-             "apache": Image("wsgistack-apache", 8081)},
+            {
+                "gunicorn": Image("wsgistack-gunicorn", 8082),
+                "granian": Image("wsgistack-granian", 8085),
+                "apache": Image("wsgistack-apache", 8081),
+            },
             "docker compose --profile gunicorn --profile granian --profile apache build",
         ),
         Interpreter(
-            "gil", "CPython from Debian's source package (the upstream tarball), built as the "
+            "gil",
+            "CPython from Debian's source package (the upstream tarball), built as the "
             "free-threaded one but with the GIL: the control. No PGO, no LTO",
-            {"gunicorn": Image("wsgistack-gil", 8085, GUNICORN),
-             "granian": Image("wsgistack-gil", 8085)},
+            {
+                "gunicorn": Image("wsgistack-gil", 8085, GUNICORN),
+                "granian": Image("wsgistack-gil", 8085),
+            },
             "docker compose --profile freethreaded build",
         ),
         Interpreter(
-            "freethreaded", "CPython from Debian's source package (the upstream tarball), "
+            "freethreaded",
+            "CPython from Debian's source package (the upstream tarball), "
             "--disable-gil. No PGO, no LTO",
-            {"gunicorn": Image("wsgistack-freethreaded", 8085, GUNICORN),
-             "granian": Image("wsgistack-freethreaded", 8085),
-             "apache": Image("wsgistack-apache-freethreaded", 8081)},
+            {
+                "gunicorn": Image("wsgistack-freethreaded", 8085, GUNICORN),
+                "granian": Image("wsgistack-freethreaded", 8085),
+                "apache": Image("wsgistack-apache-freethreaded", 8081),
+            },
             "docker compose --profile freethreaded build",
         ),
     )
-}  # fmt: skip
+}
 SERVERS = ("gunicorn", "granian", "apache")
 # what "processes" are for each server on the free-threaded build
 PROCESS_NOTES = {
@@ -273,12 +287,21 @@ def interpreter_rows(results: list[Result]) -> list[list[str]]:
         mine = [r for r in results if r.interpreter == name]
         first = next((r for r in mine if r.python), mine[0])
         images = sorted(
-            {f"{image.name}:{image_tag()}"
-             for server, image in INTERPRETERS[name].images.items() if server in servers}
-        )  # fmt: skip
-        rows.append([name, INTERPRETERS[name].title, first.python or "-",
-                     f"`{first.python_build}`" if first.python_build else "-",
-                     ", ".join(images)])  # fmt: skip
+            {
+                f"{image.name}:{image_tag()}"
+                for server, image in INTERPRETERS[name].images.items()
+                if server in servers
+            }
+        )
+        rows.append(
+            [
+                name,
+                INTERPRETERS[name].title,
+                first.python or "-",
+                f"`{first.python_build}`" if first.python_build else "-",
+                ", ".join(images),
+            ]
+        )
     return rows
 
 
@@ -299,10 +322,15 @@ def side_by_side(results: list[Result], workload: str) -> tuple[list[str], list[
             cells = [pick(results, server, i, shape, workload) for i in interpreters]
             if not any(cells):
                 continue
-            rows.append([server, shape.label,
-                         *(_num(c and c.rps, 1) for c in cells),
-                         *(_num(c and c.server_cpu_ms, 2) for c in cells),
-                         *(_num(c and c.server_cores, 2) for c in cells)])  # fmt: skip
+            rows.append(
+                [
+                    server,
+                    shape.label,
+                    *(_num(c and c.rps, 1) for c in cells),
+                    *(_num(c and c.server_cpu_ms, 2) for c in cells),
+                    *(_num(c and c.server_cores, 2) for c in cells),
+                ]
+            )
     return head, rows
 
 
@@ -337,9 +365,16 @@ def memory_rows(results: list[Result]) -> tuple[list[str], list[list[str]]]:
             cells = [pick(results, server, i, shape, MEMORY_WORKLOAD) for i in interpreters]
             if not any(c and c.pss_mb for c in cells):
                 continue
-            rows.append([server, shape.label,
-                         *(_num(c and c.pss_mb, 1) for c in cells),
-                         *(_num(c and c.uss_mb, 1) for c in cells),
-                         *("-" if not c or c.server_processes is None else str(c.server_processes)
-                           for c in cells)])  # fmt: skip
+            rows.append(
+                [
+                    server,
+                    shape.label,
+                    *(_num(c and c.pss_mb, 1) for c in cells),
+                    *(_num(c and c.uss_mb, 1) for c in cells),
+                    *(
+                        "-" if not c or c.server_processes is None else str(c.server_processes)
+                        for c in cells
+                    ),
+                ]
+            )
     return head, rows

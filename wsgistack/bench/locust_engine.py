@@ -39,18 +39,25 @@ def locust_argv(
     html: bool = False,
 ) -> list[str]:
     return [
-        sys.executable, "-m", "locust",
-        "-f", f"{locustfile},{PROBE}",
-        "--headless", "--only-summary",
-        "--host", base_url,
-        "--csv", str(out_prefix),
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        f"{locustfile},{PROBE}",
+        "--headless",
+        "--only-summary",
+        "--host",
+        base_url,
+        "--csv",
+        str(out_prefix),
         # Locust's HTML report is ~3 MB a run: only on request (--locust-html)
         *(["--html", f"{out_prefix}.html"] if html else []),
-        "--probe-json", f"{out_prefix}.probe.json",
+        "--probe-json",
+        f"{out_prefix}.probe.json",
         *extra,
         # none: every User class of the locustfile
         *([user_class] if user_class else []),
-    ]  # fmt: skip
+    ]
 
 
 def run_process(argv: list[str], log_path: Path, timeout: float) -> int | None:
@@ -134,11 +141,18 @@ def measure(
     result = new_result(endpoint, workload, users, "locust")
     result.engine_files = str(prefix.relative_to(out_dir)) + "*"
     extra = [
-        "-u", str(users), "-r", str(users),
-        "--probe-warmup", str(WARMUP_SECONDS), "--probe-seconds", str(seconds),
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "--probe-warmup",
+        str(WARMUP_SECONDS),
+        "--probe-seconds",
+        str(seconds),
         # a safety net only: the probe ends the run
-        "-t", f"{int(seconds + WARMUP_SECONDS + 60)}s",
-    ]  # fmt: skip
+        "-t",
+        f"{int(seconds + WARMUP_SECONDS + 60)}s",
+    ]
     argv = locust_argv(locustfile, workload.user_class, endpoint.base_url, prefix, extra, html)
     with ProcessSampler(endpoint.pids) as sampler:
         result.exit_code = run_process(argv, Path(f"{prefix}.log"), seconds + 120)
@@ -181,8 +195,14 @@ def parse_batches(entries: list[dict], endpoint: Endpoint, workload: str, sizes:
     results = []
     for size in sorted(sizes):
         for repeat in range(1, sizes[size] + 1):
-            b = BatchResult(endpoint.stack, endpoint.concurrency.processes,
-                            endpoint.concurrency.threads, workload, size, repeat)  # fmt: skip
+            b = BatchResult(
+                endpoint.stack,
+                endpoint.concurrency.processes,
+                endpoint.concurrency.threads,
+                workload,
+                size,
+                repeat,
+            )
             entry = timed.get((size, repeat))
             if entry is None:
                 b.error = "not completed"
@@ -202,10 +222,14 @@ def replay(
     prefix.parent.mkdir(parents=True, exist_ok=True)
     order = batch_sizes(sizes)
     extra = [
-        "--batch-sizes", ",".join(map(str, order)), "--batch-users", str(BATCH_USERS),
+        "--batch-sizes",
+        ",".join(map(str, order)),
+        "--batch-users",
+        str(BATCH_USERS),
         # a batch first, not timed: the generator's connections and the servers warm
-        "--batch-warmup", str(max(2 * BATCH_USERS, endpoint.concurrency.slots)),
-    ]  # fmt: skip
+        "--batch-warmup",
+        str(max(2 * BATCH_USERS, endpoint.concurrency.slots)),
+    ]
     argv = locust_argv(
         BATCH_LOCUSTFILE, workload.batch_class, endpoint.base_url, prefix, extra, html
     )

@@ -40,25 +40,54 @@ class Workload:
 WORKLOADS = {
     w.name: w
     for w in (
-        Workload("cpu", "CpuUser", "CPU-bound: /fib/25?method=naive (~20 ms of CPU)",
-                 "/fib/25?method=naive", "CpuBatchUser", 0.02,
-                 reason="CPU-bound: processes, not threads (the GIL runs one thread at a time)"),
-        Workload("sequence", "SequenceUser",
-                 "the original comparison's request: /fib/sequence?n=1000",
-                 "/fib/sequence?n=1000", "SequenceBatchUser",
-                 reason="a few ms of CPU each: processes for the cores, a few threads to "
-                        "hide the network"),
-        Workload("io", "IoUser", "I/O-bound: /io?ms=100 (the app sleeps 100 ms)",
-                 "/io?ms=100", "IoBatchUser", 0.1,
-                 reason="I/O-bound: threads are cheap slots (a sleeping request releases the GIL)"),
-        Workload("floor", "", "the overhead floor: /up (the app does next to nothing), "
-                 "loaded by wrk", "/up", None, 0.001, engine=WRK,
-                 reason="the cheapest request: what the server and proxy cost by themselves"),
-        Workload("fanout", "FanoutUser", "thread fan-out: /fanout?calls=8&ms=100",
-                 "/fanout?calls=8&ms=100", None, 0.1),
+        Workload(
+            "cpu",
+            "CpuUser",
+            "CPU-bound: /fib/25?method=naive (~20 ms of CPU)",
+            "/fib/25?method=naive",
+            "CpuBatchUser",
+            0.02,
+            reason="CPU-bound: processes, not threads (the GIL runs one thread at a time)",
+        ),
+        Workload(
+            "sequence",
+            "SequenceUser",
+            "the original comparison's request: /fib/sequence?n=1000",
+            "/fib/sequence?n=1000",
+            "SequenceBatchUser",
+            reason="a few ms of CPU each: processes for the cores, a few threads to "
+            "hide the network",
+        ),
+        Workload(
+            "io",
+            "IoUser",
+            "I/O-bound: /io?ms=100 (the app sleeps 100 ms)",
+            "/io?ms=100",
+            "IoBatchUser",
+            0.1,
+            reason="I/O-bound: threads are cheap slots (a sleeping request releases the GIL)",
+        ),
+        Workload(
+            "floor",
+            "",
+            "the overhead floor: /up (the app does next to nothing), loaded by wrk",
+            "/up",
+            None,
+            0.001,
+            engine=WRK,
+            reason="the cheapest request: what the server and proxy cost by themselves",
+        ),
+        Workload(
+            "fanout",
+            "FanoutUser",
+            "thread fan-out: /fanout?calls=8&ms=100",
+            "/fanout?calls=8&ms=100",
+            None,
+            0.1,
+        ),
         Workload("mix", "MixUser", "a weighted mix of all of them", "/fib/10", None, 0.05),
     )
-}  # fmt: skip
+}
 BENCH_WORKLOADS = ("cpu", "sequence", "io", "floor")
 # uWSGI alone is the yardstick for nginx's cost: the CPU-bound request and the floor
 YARDSTICK_WORKLOADS = ("cpu", "floor")
@@ -126,23 +155,30 @@ class Mode:
 
 # the budgets: about 2 minutes, 12 minutes and an hour on 2 cores
 MODES = {
-    "quick": Mode("quick", 2, _pxt((2, 4)), _pxt((1, 1)), Concurrency(2, 4),
-                  {"sequence": {10: 3}}, False),
+    "quick": Mode(
+        "quick", 2, _pxt((2, 4)), _pxt((1, 1)), Concurrency(2, 4), {"sequence": {10: 3}}, False
+    ),
     "default": Mode(
-        "default", 4, _pxt((1, 1), (1, 16), (2, 1), (2, 16), (4, 4)), _pxt((1, 1), (1, 16)),
+        "default",
+        4,
+        _pxt((1, 1), (1, 16), (2, 1), (2, 16), (4, 4)),
+        _pxt((1, 1), (1, 16)),
         Concurrency(2, 16),
         # 1000 requests of 100 ms on the single-threaded dev server take 100 s
         # on their own: --full runs them
         {"sequence": {10: 5, 100: 3, 1000: 1}, "io": {10: 5, 100: 1}},
     ),
     "full": Mode(
-        "full", 15,
-        _pxt((1, 1), (1, 4), (1, 16), (2, 1), (2, 4), (2, 8), (2, 16), (4, 1), (4, 4),
-             (4, 8), (8, 4)),
-        _pxt((1, 1), (1, 16)), Concurrency(2, 16),
+        "full",
+        15,
+        _pxt(
+            (1, 1), (1, 4), (1, 16), (2, 1), (2, 4), (2, 8), (2, 16), (4, 1), (4, 4), (4, 8), (8, 4)
+        ),
+        _pxt((1, 1), (1, 16)),
+        Concurrency(2, 16),
         {"sequence": {10: 9, 100: 5, 1000: 3}, "io": {10: 9, 100: 3, 1000: 1}},
     ),
-}  # fmt: skip
+}
 
 
 @dataclass

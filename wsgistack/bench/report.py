@@ -1,14 +1,10 @@
-"""The report: results.csv, batches.csv, charts/*.png, report.md and report.html.
-
-Its prose lives in templates/report.md.j2 (Jinja2), rendered twice: for
-report.md with the charts as files, for report.html with the charts inlined
-as data: URIs, then turned into HTML by markdown-it and wrapped in
-templates/report.html.j2: one self-contained file.
+"""The report's content: results.csv, batches.csv, charts/*.png, and the
+values templates/report.md.j2 is rendered with (``build_context``); export.py
+turns them into report.md and report.html.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import platform
@@ -19,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wsgistack.bench import answer, charts, goals, interpreters
+from wsgistack.bench import answer, charts, export, goals, interpreters
 from wsgistack.bench.answer import CLAIMED
 from wsgistack.bench.locust_engine import GENERATOR_BOUND_CORES
 from wsgistack.bench.plan import (
@@ -40,8 +36,6 @@ from wsgistack.bench.results import (
     result_rows,
     write_csv,
 )
-
-TEMPLATES = Path(__file__).with_name("templates")
 
 
 @dataclass
@@ -251,21 +245,6 @@ def comparison(results: list[Result], cpuset: str) -> dict | None:
     }
 
 
-def environment():
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["num"] = num
-    env.filters["pxt"] = lambda pxt, stack="": charts.concurrency_label(stack, pxt)
-    return env
-
-
 def write_report(
     out_dir: Path,
     outcome: Outcome,
@@ -288,85 +267,97 @@ def write_report(
     write_csv(out_dir / "results.csv", RESULT_COLUMNS, result_rows(outcome.results))
     if outcome.batches:
         write_csv(out_dir / "batches.csv", BATCH_COLUMNS, batch_rows(outcome.batches, CLAIMED))
-    measured_workloads = list(dict.fromkeys(r.workload for r in outcome.results))
-    overhead_workloads = [w for w in BENCH_WORKLOADS if w in measured_workloads and w != "io"]
-    overheads = answer.overheads(outcome.results, overhead_workloads)
-    verdicts = goals.evaluate(outcome.results) if with_goals else []
+    measured = list(dict.fromkeys(r.workload for r in outcome.results))
+    overheads = answer.overheads(
+        outcome.results, [w for w in BENCH_WORKLOADS if w in measured and w != "io"]
+    )
     drawn = {**draw_charts(outcome, out_dir / "charts", overheads), **(extra_charts or {})}
-    found = answer.answers(outcome.results, measured_workloads) if with_answer else []
-    replays = {w: replay_rows(outcome.batches, w)
-               for w in dict.fromkeys(b.workload for b in outcome.batches)}  # fmt: skip
-    replay_at = next((b.concurrency for b in outcome.batches if b.stack != "devserver"),
-                     mode.replay_concurrency)  # fmt: skip
-    context = {
-        "title": f"{title}: {out_dir.name}",
+    context = build_context(
+        outcome,
+        overheads,
+        answers=answer.answers(outcome.results, measured) if with_answer else [],
+        verdicts=goals.evaluate(outcome.results) if with_goals else [],
+        mode=mode,
+        users=users,
+        seconds=seconds,
+        title=f"{title}: {out_dir.name}",
+    )
+    context.update(
+        docker=docker, engine_html=engine_html, comparison=comparison(outcome.results, cpuset)
+    )
+    export.write_documents(out_dir, context, drawn, lead)
+    return context["verdicts"]
+
+
+def build_context(
+    outcome: Outcome,
+    overheads: list[answer.Overhead],
+    *,
+    answers: list[answer.Answer],
+    verdicts: list[goals.Verdict],
+    mode: Mode,
+    users: int,
+    seconds: float,
+    title: str,
+) -> dict:
+    """The values templates/report.md.j2 is rendered with: the measured figures
+    as table rows, and what the report says of them."""
+    results, batches = outcome.results, outcome.batches
+    workloads = list(dict.fromkeys(r.workload for r in results))
+    replays = {w: replay_rows(batches, w) for w in dict.fromkeys(b.workload for b in batches)}
+    return {
+        "title": title,
         "machine": machine_line(),
+        "cores": os.cpu_count(),
         "users": users,
         "seconds": f"{seconds:g}",
         "warmup": f"{WARMUP_SECONDS:g}",
         "generator_bound_cores": GENERATOR_BOUND_CORES,
-        "docker": docker,
         "interrupted": outcome.interrupted,
-        "answers": found,
-        "answer_rows": [answer_row(a) for a in found],
+        "mode": mode,
+        # the answer and where the time goes
+        "answers": answers,
+        "answer_rows": [answer_row(a) for a in answers],
         "overheads": overheads,
         "overhead_rows": [overhead_row(o) for o in overheads],
-        "overhead_at": answer.overhead_concurrency(outcome.results),
+        "overhead_at": answer.overhead_concurrency(results),
+        # every run, by workload
         "result_head": RESULT_HEAD,
         "result_align": ["---", "---", *["--:"] * 9, "---"],
         "workloads": [
             (
                 name,
                 WORKLOADS[name].title if name in WORKLOADS else name,
-                [run_row(r) for r in outcome.results if r.workload == name],
+                [run_row(r) for r in results if r.workload == name],
             )
-            for name in measured_workloads
-        ],  # fmt: skip
-        "memory_rows": memory_rows(outcome.results),
-        "floor": [r for r in outcome.results if r.workload == "floor"],
-        "floor_rows": [run_row(r) for r in outcome.results if r.workload == "floor"],
+            for name in workloads
+        ],
+        "memory_rows": memory_rows(results),
+        "floor": [r for r in results if r.workload == "floor"],
+        "floor_rows": [run_row(r) for r in results if r.workload == "floor"],
+        # the replayed batches
         "replays": replays,
         "replay_titles": {w: WORKLOADS[w].title for w in replays},
-        "replay_summary": replay_summary(outcome.batches),
-        "replay_at": replay_at,
-        "sequence_note": sequence_note(outcome.results, outcome.batches),
+        "replay_summary": replay_summary(batches),
+        "replay_at": next(
+            (b.concurrency for b in batches if b.stack != "devserver"), mode.replay_concurrency
+        ),
+        "sequence_note": sequence_note(results, batches),
         "batch_users": BATCH_USERS,
-        "mode": mode,
-        "skipped_sizes": {
-            w: [s for s in CLAIMED if s not in sizes]
-            for w, sizes in mode.replay_sizes.items()
-            if any(s not in sizes for s in CLAIMED)
-        }
-        if replays
-        else {},  # fmt: skip
-        "cores": os.cpu_count(),
+        "skipped_sizes": skipped_sizes(mode) if replays else {},
+        # the goals
         "verdicts": verdicts,
         "goal_rows": [
             [v.goal, v.figure or "-", v.text if v.holds is not False else f"**{v.text}**", v.note]
             for v in verdicts
-        ],  # fmt: skip
-        "engine_html": engine_html,
-        "comparison": comparison(outcome.results, cpuset),
+        ],
     }
-    env = environment()
-    template = env.get_template("report.md.j2")
 
-    def as_file(name: str) -> str:
-        return f"charts/{drawn[name].name}"
 
-    def as_data(name: str) -> str:
-        return "data:image/png;base64," + base64.b64encode(drawn[name].read_bytes()).decode()
-
-    def render(chart_url) -> str:
-        first = env.from_string(lead).render(chart_url=chart_url) if lead else ""
-        return template.render(context, charts=drawn, chart_url=chart_url, lead=first)
-
-    markdown = render(as_file)
-    (out_dir / "report.md").write_text(markdown, encoding="utf-8")
-    inline = render(as_data)
-    from markdown_it import MarkdownIt
-
-    body = MarkdownIt("commonmark").enable("table").render(inline)
-    html = env.get_template("report.html.j2").render(title=context["title"], body=body)
-    (out_dir / "report.html").write_text(html, encoding="utf-8")
-    return verdicts
+def skipped_sizes(mode: Mode) -> dict[str, list]:
+    """The batch sizes claimed in the answer that this mode does not replay."""
+    return {
+        w: [s for s in CLAIMED if s not in sizes]
+        for w, sizes in mode.replay_sizes.items()
+        if any(s not in sizes for s in CLAIMED)
+    }

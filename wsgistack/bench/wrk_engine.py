@@ -41,14 +41,19 @@ def wrk_binary() -> str | None:
 def wrk_argv(binary: str, url: str, users: int, seconds: float) -> list[str]:
     return [
         binary,
-        "--threads", str(WRK_THREADS),
-        "--connections", str(users),
+        "--threads",
+        str(WRK_THREADS),
+        "--connections",
+        str(users),
         # wrk takes whole seconds
-        "--duration", f"{max(1, math.ceil(seconds))}s",
-        "--timeout", "10s",
-        "--script", str(SCRIPT),
+        "--duration",
+        f"{max(1, math.ceil(seconds))}s",
+        "--timeout",
+        "10s",
+        "--script",
+        str(SCRIPT),
         url,
-    ]  # fmt: skip
+    ]
 
 
 def parse_wrk_output(text: str) -> dict | None:

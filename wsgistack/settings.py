@@ -43,8 +43,6 @@ PROXY_MARGIN = 5
 STOP_MARGIN = 10
 # the app's static files (the front page's CSS and JS), beside this package
 APP_STATIC = Path(__file__).resolve().parents[1] / "app" / "static"
-# where DNS_RESOLVER comes from when it is not set
-RESOLV_CONF = "/etc/resolv.conf"
 
 
 def made_tls_file(known: Mapping[str, Any], name: str) -> str:
@@ -58,20 +56,6 @@ def tls_key(raw: str, known: Mapping[str, Any]) -> str:
     if known["TLS_CERT"] != made_tls_file(known, "cert.pem"):
         raise ValueError(f"needed with TLS_CERT={known['TLS_CERT']!r}")
     return made_tls_file(known, "key.pem")
-
-
-def system_resolver(path: str = RESOLV_CONF) -> str:
-    """The first nameserver of resolv.conf, as nginx's `resolver` takes it."""
-    try:
-        with open(path, encoding="utf-8") as conf:
-            for line in conf:
-                words = line.split()
-                if len(words) >= 2 and words[0] == "nameserver":
-                    address = words[1].split("%")[0]  # drop an IPv6 zone id
-                    return f"[{address}]" if ":" in address else address
-    except OSError:
-        pass
-    return "127.0.0.1"
 
 
 # the knobs, with defaults that are safe for production on a small machine
@@ -168,7 +152,7 @@ class Settings:
     )
     DNS_RESOLVER: str = knob(
         "",
-        or_else(lambda known: system_resolver()),
+        text,
         "DNS server nginx asks for the app server's name at run time; "
         "default: the first nameserver of /etc/resolv.conf (127.0.0.11 in containers)",
     )

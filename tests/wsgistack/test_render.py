@@ -96,6 +96,19 @@ def test_nginx_names_the_uwsgi_socket_as_its_upstream():
     assert tcp["UWSGI_UPSTREAM"] == "uwsgi-app:3031"
 
 
+def test_the_resolver_is_the_systems_first_nameserver(tmp_path):
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# comment\nsearch example\nnameserver 127.0.0.11\nnameserver 10.0.0.1\n")
+    assert nginx.system_resolver(str(conf)) == "127.0.0.11"
+    conf.write_text("nameserver fe80::1%eth0\n")
+    assert nginx.system_resolver(str(conf)) == "[fe80::1]"
+    assert nginx.system_resolver(str(tmp_path / "missing")) == "127.0.0.1"
+    default = nginx.values(Settings.from_env({}))
+    assert default["NGINX_RESOLVER"] == nginx.system_resolver()
+    given = nginx.values(Settings.from_env({"DNS_RESOLVER": "10.1.2.3"}))
+    assert given["NGINX_RESOLVER"] == "10.1.2.3"
+
+
 @pytest.mark.parametrize("n", [1, 3, 9, 10, 29, 30, 99, 100, 305, 600])
 def test_the_harakiri_pattern_matches_response_times_of_at_least_the_timeout(n):
     pattern = re.compile(nginx.harakiri_time_pattern(n))

@@ -5,7 +5,7 @@ from dataclasses import fields
 import pytest
 
 from wsgistack.cpus import available_cpus
-from wsgistack.settings import APP_STATIC, KNOBS, Settings, SettingsError, system_resolver
+from wsgistack.settings import APP_STATIC, KNOBS, Settings, SettingsError
 
 NUMBERS = [f.name for f in fields(Settings) if f.type == "int"]
 
@@ -110,17 +110,6 @@ def test_static_files_default_to_the_apps():
     assert str(APP_STATIC) == Settings.from_env({}).STATIC_ROOT
     assert APP_STATIC.is_dir()
     assert Settings.from_env({"STATIC_ROOT": "/srv/static"}).STATIC_ROOT == "/srv/static"
-
-
-def test_the_resolver_is_the_systems_first_nameserver(tmp_path):
-    conf = tmp_path / "resolv.conf"
-    conf.write_text("# comment\nsearch example\nnameserver 127.0.0.11\nnameserver 10.0.0.1\n")
-    assert system_resolver(str(conf)) == "127.0.0.11"
-    conf.write_text("nameserver fe80::1%eth0\n")
-    assert system_resolver(str(conf)) == "[fe80::1]"
-    assert system_resolver(str(tmp_path / "missing")) == "127.0.0.1"
-    assert system_resolver() == Settings.from_env({}).DNS_RESOLVER
-    assert Settings.from_env({"DNS_RESOLVER": "10.1.2.3"}).DNS_RESOLVER == "10.1.2.3"
 
 
 @pytest.mark.parametrize("timeout", [1, 3, 30, 600])

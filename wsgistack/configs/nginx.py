@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from wsgistack.settings import Settings
 
+# where nginx's resolver comes from when DNS_RESOLVER is not set
+RESOLV_CONF = "/etc/resolv.conf"
 # seconds after a request started within which nginx may still retry it on the
 # next app server address (an idempotent request whose connection failed)
 RETRY_WINDOW = 5
+
+
+def system_resolver(path: str = RESOLV_CONF) -> str:
+    """The first nameserver of resolv.conf, as nginx's `resolver` takes it."""
+    try:
+        with open(path, encoding="utf-8") as conf:
+            for line in conf:
+                words = line.split()
+                if len(words) >= 2 and words[0] == "nameserver":
+                    address = words[1].split("%")[0]  # drop an IPv6 zone id
+                    return f"[{address}]" if ":" in address else address
+    except OSError:
+        pass
+    return "127.0.0.1"
 
 
 def retry_window(s: Settings) -> int:
@@ -42,11 +58,12 @@ def at_least(n: int) -> str:
 
 def values(s: Settings) -> dict[str, str]:
     proxies = s.TRUSTED_PROXIES.split()
+    socket = s.UWSGI_SOCKET
     return {
+        # the DNS server nginx asks for the app server's name at run time
+        "NGINX_RESOLVER": s.DNS_RESOLVER or system_resolver(),
         # the uwsgi socket as nginx names it (``unix:`` prefix for a path)
-        "UWSGI_UPSTREAM": f"unix:{s.UWSGI_SOCKET}"
-        if s.UWSGI_SOCKET.startswith("/")
-        else s.UWSGI_SOCKET,
+        "UWSGI_UPSTREAM": f"unix:{socket}" if socket.startswith("/") else socket,
         "PROXY_MAX_CONNS_PER_CLIENT": str(s.PROXY_MAX_CONNS_PER_CLIENT),
         "PROXY_RETRY_WINDOW": str(retry_window(s)),
         "HARAKIRI_TIME_PATTERN": harakiri_time_pattern(s.REQUEST_TIMEOUT),

@@ -2,9 +2,10 @@
 
 The files in ``deploy/`` are the configs themselves; the only thing that is not
 literal server syntax is a placeholder written ``{{ NAME }}`` (upper case), which
-is replaced by the setting of that name (see ``wsgistack.settings``). An unknown
-placeholder is an error, never an empty string. nginx's own ``$variables`` and
-Apache's ``${VARS}`` are left alone.
+is replaced by the knob of that name (``wsgistack.settings``) or by a value the
+folder's own module derives from the knobs (``FOLDERS``, ``wsgistack.configs``).
+An unknown placeholder is an error, never an empty string. nginx's own
+``$variables`` and Apache's ``${VARS}`` are left alone.
 
 The same code runs natively (``wsgistack up``) and in the container
 entrypoints, with the standard library only::
@@ -18,13 +19,21 @@ import argparse
 import re
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from wsgistack import tls
+from wsgistack.configs import apache_mod_wsgi, nginx, proxy
 from wsgistack.settings import Settings, SettingsError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}")
+
+# each config folder of deploy/ and what its templates fill in beyond the knobs
+FOLDERS: dict[str, tuple[Callable[[Settings], dict[str, str]], ...]] = {
+    "nginx": (proxy.values, nginx.values),
+    "apache-mod_wsgi": (proxy.values, apache_mod_wsgi.values),
+    "uwsgi": (),
+}
 
 
 class RenderError(ValueError):
@@ -42,16 +51,32 @@ def render_text(text: str, values: Mapping[str, str], source: str = "<template>"
     return PLACEHOLDER.sub(substitute, text)
 
 
+def folder_of(template: Path) -> str:
+    """The config folder of deploy/ a template is, or is in (FOLDERS); "" if none."""
+    return next((part for part in reversed(template.parts) if part in FOLDERS), "")
+
+
+def template_values(settings: Settings, folder: str) -> dict[str, str]:
+    """The knobs, and what the folder's modules derive from them."""
+    values = settings.as_env()
+    for derive in FOLDERS.get(folder, ()):
+        values.update(derive(settings))
+    return values
+
+
 def render_file(template: Path, out_dir: Path, settings: Settings) -> Path:
     """Render ``template`` into ``out_dir`` under the same name; a folder, file by file."""
+    return _render(template, out_dir, template_values(settings, folder_of(template)))
+
+
+def _render(template: Path, out_dir: Path, values: Mapping[str, str]) -> Path:
     target = out_dir / template.name
     if template.is_dir():
         for child in sorted(template.iterdir()):
-            render_file(child, target, settings)
+            _render(child, target, values)
         return target
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = render_text(template.read_text(), settings.as_template_values(), str(template))
-    target.write_text(text)
+    target.write_text(render_text(template.read_text(), values, str(template)))
     return target
 
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from wsgistack.configs.apache_mod_wsgi import module_path
 from wsgistack.render import render_file
 from wsgistack.runner import Server, StackError, StackSpec, binary
 from wsgistack.settings import Settings
@@ -126,7 +127,7 @@ def uwsgi_direct(settings: Settings, run_dir: Path) -> list[Server]:
 
 
 def apache(settings: Settings, run_dir: Path) -> list[Server]:
-    module = Path(settings.MOD_WSGI_MODULE_PATH)
+    module = Path(module_path(settings))
     if not module.is_file():
         raise StackError(
             f"no mod_wsgi module at {module}: the Apache stack loads mod_wsgi 6 built into "

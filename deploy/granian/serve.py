@@ -188,7 +188,7 @@ def build(settings: Settings) -> Server:
         # killed: as long as a request may run, and within the stop grace
         # period of the supervisor (STOP_GRACE_PERIOD). default: None (wait
         # for ever)
-        workers_kill_timeout=settings.APP_TIMEOUT,
+        workers_kill_timeout=settings.REQUEST_TIMEOUT,
         # restart each worker after this many seconds (at least 60): the only
         # periodic recycling granian has (no "after N requests"). default: None
         workers_lifetime=None,

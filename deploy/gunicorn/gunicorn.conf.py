@@ -96,13 +96,13 @@ worker_connections = settings.WSGI_THREADS
 
 # kill and replace a worker whose main loop has not reported for this long
 # (a heartbeat, not a request timeout: see the module docstring). default: 30
-timeout = settings.APP_TIMEOUT
+timeout = settings.REQUEST_TIMEOUT
 
 # on SIGTERM (graceful stop) or SIGHUP (reload), workers stop accepting and get
 # this long to finish their requests, then are killed: as long as a request
 # may run, and within the stop grace period of the supervisor
 # (STOP_GRACE_PERIOD = REQUEST_TIMEOUT + 15). default: 30
-graceful_timeout = settings.APP_TIMEOUT
+graceful_timeout = settings.REQUEST_TIMEOUT
 
 # no keep-alive: an idle keep-alive connection would hold one of the
 # worker_connections above, so every answer closes its connection (a new TCP

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from wsgistack.configs.apache_mod_wsgi import module_path
+from wsgistack.configs.nginx import retry_window
 from wsgistack.render import render_file
 from wsgistack.settings import Settings
 from wsgistack.stacks import DEPLOY_DIR
@@ -59,7 +61,7 @@ def test_nginx_accepts_its_rendered_config(tmp_path, tls):
 
 def mod_wsgi_module() -> str:
     """The mod_wsgi 6 module built into this venv (make venv)."""
-    path = Settings.from_env({}, VENV=sys.prefix).MOD_WSGI_MODULE_PATH
+    path = module_path(Settings.from_env({}, VENV=sys.prefix))
     if not Path(path).is_file():
         pytest.skip(f"mod_wsgi is not built into the venv ({path}): make deps venv")
     return path
@@ -185,5 +187,5 @@ def test_nginx_can_retry_a_dead_replica_inside_the_retry_window(tmp_path, reques
     site = (conf_dir / "snippets" / "proxy-to-app.conf").read_text()
     connect = int(re.search(r"^uwsgi_connect_timeout (\d+)s;", site, re.M).group(1))
     window = int(re.search(r"^uwsgi_next_upstream_timeout (\d+)s;", site, re.M).group(1))
-    assert window == settings.PROXY_RETRY_WINDOW
+    assert window == retry_window(settings)
     assert connect < window

@@ -165,7 +165,7 @@ def compose_config(compose_cli) -> dict:
 def test_compose_keeps_the_timeout_ladder(compose_config) -> None:
     # the defaults of compose.yaml against the ladder wsgistack/settings.py derives
     settings = Settings.from_env({})
-    assert settings.APP_TIMEOUT < settings.PROXY_TIMEOUT < settings.STOP_GRACE_PERIOD
+    assert settings.REQUEST_TIMEOUT < settings.PROXY_TIMEOUT < settings.STOP_GRACE_PERIOD
     knobs = compose_config["services"]["uwsgi-app"]["environment"]
     assert int(knobs["REQUEST_TIMEOUT"]) == settings.REQUEST_TIMEOUT
     for stack_name, services in SERVICES.items():

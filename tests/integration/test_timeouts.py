@@ -28,6 +28,7 @@ import pytest
 
 from tests.integration.http import Answer, SteadyTraffic, concurrently, request
 from tests.integration.targets import make_target
+from wsgistack.configs import apache_mod_wsgi
 
 # the stuck request sleeps this long: far past every bound below, so that it
 # ending by itself can never pass for the server freeing its slot
@@ -92,7 +93,7 @@ def apache_free_by(settings) -> float:
     interrupt-timeout (2 s, checked each second) its process drains (at most
     graceful-timeout, REQUEST_TIMEOUT) and stops (shutdown-timeout, 5 s); the
     new process imports the app (3 s on a loaded machine)."""
-    fire = settings.MOD_WSGI_REQUEST_TIMEOUT * (1 + math.log(settings.WSGI_THREADS))
+    fire = apache_mod_wsgi.request_timeout(settings) * (1 + math.log(settings.WSGI_THREADS))
     return math.ceil(fire) + 1 + 3 + settings.REQUEST_TIMEOUT + 5 + 3
 
 

@@ -28,6 +28,7 @@ from tests.kubernetes.manifests import (
     pod_spec,
     render,
 )
+from wsgistack.configs import nginx
 from wsgistack.settings import STOP_MARGIN, Settings
 
 # the API versions validated against: the first release with native sidecar
@@ -102,7 +103,7 @@ def test_grace_period_covers_the_prestop_sleep_and_the_ladder(target: str) -> No
     assert spec["terminationGracePeriodSeconds"] == sleep + s.STOP_GRACE_PERIOD
     assert spec["terminationGracePeriodSeconds"] - sleep - s.PROXY_TIMEOUT == STOP_MARGIN
     # long enough for endpoint removal to reach kube-proxy and ingress controllers
-    assert 5 <= sleep < s.APP_TIMEOUT
+    assert 5 <= sleep < s.REQUEST_TIMEOUT
 
 
 def test_uwsgi_stops_after_nginx(target: str) -> None:
@@ -127,7 +128,7 @@ def test_probes_follow_the_health_contract_and_the_ladder(target: str) -> None:
     readiness = nginx["readinessProbe"]
     assert readiness["httpGet"] == {"path": "/readyz", "port": "http"}
     # a probe is not a request that may run for the whole request timeout
-    assert readiness["timeoutSeconds"] < s.APP_TIMEOUT
+    assert readiness["timeoutSeconds"] < s.REQUEST_TIMEOUT
     assert readiness["timeoutSeconds"] <= readiness["periodSeconds"]
     liveness = nginx["livenessProbe"]
     assert liveness["timeoutSeconds"] <= liveness["periodSeconds"]
@@ -180,8 +181,8 @@ def test_the_socket_is_shared_by_the_two_containers_only(target: str) -> None:
         assert folder in mounts, (name, path, mounts)
         assert "emptyDir" in volumes[mounts[folder]]
         sockets.add((path, mounts[folder]))
-        # and Settings renders it as nginx's unix: upstream
-        upstream = Settings.from_env(container_env(objects, name)).UWSGI_UPSTREAM
+        # and nginx's config renders it as its unix: upstream
+        upstream = nginx.values(Settings.from_env(container_env(objects, name)))["UWSGI_UPSTREAM"]
         assert upstream == f"unix:{path}"
     assert len(sockets) == 1, sockets
     # the uwsgi container publishes nothing

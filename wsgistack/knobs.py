@@ -1,0 +1,84 @@
+"""How a knob is declared and how its text becomes a value (``wsgistack.settings``).
+
+A knob is a field of ``Settings`` declared with ``knob(default, parse, help)``;
+its name is the field's. A parser takes the knob's raw text (from the
+environment, else the default) and the knobs declared before it, already
+parsed, so that a default can follow another knob (UWSGI_SOCKET in RUN_DIR).
+It raises ValueError to say what is wrong; ``Settings.from_env`` names the
+knob, its value and its help in the SettingsError.
+
+Standard library only, as ``wsgistack.settings``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wsgistack.cpus import available_cpus
+
+Parse = Callable[[str, Mapping[str, Any]], Any]
+
+
+class SettingsError(ValueError):
+    """A knob has a value the servers cannot use."""
+
+
+@dataclass(frozen=True)
+class Knob:
+    env: str
+    default: int | str
+    parse: Parse
+    help: str
+
+
+def knob(default: int | str, parse: Parse, help: str) -> Any:
+    """A knob's declaration, as a field of Settings: its name is the field's."""
+    return field(metadata={"knob": (default, parse, help)})
+
+
+def text(raw: str, known: Mapping[str, Any]) -> str:
+    return raw
+
+
+def whole(minimum: int) -> Parse:
+    """A whole number, at least ``minimum``."""
+
+    def parse(raw: str, known: Mapping[str, Any]) -> int:
+        digits = raw.strip()
+        if not (digits.isascii() and digits.isdigit()):
+            raise ValueError("expected a whole number")
+        if int(digits) < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return int(digits)
+
+    return parse
+
+
+def switch(raw: str, known: Mapping[str, Any]) -> int:
+    if raw.strip() not in ("0", "1"):
+        raise ValueError("expected 0 (off) or 1 (on)")
+    return int(raw)
+
+
+def cpus(raw: str, known: Mapping[str, Any]) -> int:
+    """A worker count; unset or empty: the CPUs this process may use, from its
+    cgroup's CPU quota and affinity mask (wsgistack/cpus.py), not the host's cores."""
+    return whole(1)(raw, known) if raw.strip() else available_cpus()
+
+
+def addresses(raw: str, known: Mapping[str, Any]) -> str:
+    """IP addresses and CIDR ranges, separated by spaces."""
+    for address in raw.split():
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise ValueError(f"{address!r} is not an IP address or CIDR range") from None
+    return raw
+
+
+def or_else(fallback: Callable[[Mapping[str, Any]], Any], parse: Parse = text) -> Parse:
+    """``parse``, and ``fallback(known)`` where that gives an empty string or 0."""
+    return lambda raw, known: parse(raw, known) or fallback(known)

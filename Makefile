@@ -9,7 +9,7 @@ VENV ?= .venv
 SYSTEM_PYTHON ?= /usr/bin/python3
 PY := $(VENV)/bin/python
 STACK ?= uwsgi
-# servers and tools from Debian's archive (see README: native stacks); wrk: the
+# servers and tools from Debian's archive (see docs/native.md); wrk: the
 # benchmark's second load generator, for the overhead floor
 # (apache2-dev, python3-dev and gcc build mod_wsgi into the venv: see below)
 APT_PACKAGES := nginx uwsgi-core uwsgi-plugin-python3 apache2 apache2-dev \
@@ -115,7 +115,7 @@ format: venv ## rewrite the code in ruff's format
 	$(VENV)/bin/ruff format .
 
 .PHONY: bench
-bench: deps venv ## the benchmark (see README)
+bench: deps venv ## the benchmark (see docs/benchmark.md)
 	$(VENV)/bin/wsgistack bench
 
 # the interpreter axis' images: Debian's python3 (gunicorn, granian, apache), the
@@ -144,7 +144,7 @@ clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .lock-venv .lock-all.txt .hypothesis .benchmarks .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-# --- Docker Swarm: nginx -> N uWSGI replicas (deploy/swarm/stack.yaml; README: Docker Swarm)
+# --- Docker Swarm: nginx -> N uWSGI replicas (deploy/swarm/stack.yaml; docs/swarm.md)
 REPLICAS ?= 2
 IMAGE_TAG ?= latest
 SWARM_NAME ?= wsgistack

@@ -43,7 +43,7 @@ DEFAULT_PORT = 8090
 APP_SERVICE = "uwsgi-app"
 PROXY_SERVICE = "uwsgi-nginx"
 IMAGES = ("wsgistack-uwsgi", "wsgistack-nginx")
-# the address swarm mode advertises on a one-node swarm (README: Docker Swarm)
+# the address swarm mode advertises on a one-node swarm (docs/swarm.md)
 ADVERTISE_ADDR = "127.0.0.1"
 READY_TIMEOUT = 180.0
 REMOVE_TIMEOUT = 120.0

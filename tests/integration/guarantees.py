@@ -1,20 +1,18 @@
 """What each stack guarantees: the behaviour suite's declarations, and the
-README's table made from them.
+table of docs/guarantees.md made from them.
 
 Declared here and nowhere else: a test marked ``@pytest.mark.behaviour("x")``
 runs against every stack whose set below holds "x" (tests/integration/conftest.py
 parametrizes it). A stack that lacks a behaviour is not skipped, it is simply
-not asked. The README's table "What each stack guarantees" is this module's
-output (``python -m tests.integration.guarantees``); a test keeps them equal.
+not asked. The table in docs/guarantees.md is ``markdown_table()``'s output:
+``python -m tests.wsgistack.test_docs`` rewrites it, and a test keeps them equal.
 """
 
 from __future__ import annotations
 
-import sys
-
 from tests.integration.targets import VARIANTS
 
-# what each behaviour means, as the README's table says it
+# what each behaviour means, as the table in docs/guarantees.md says it
 DESCRIPTIONS: dict[str, str] = {
     "endpoints": "every endpoint answers correctly, `Server-Timing` intact",
     "front_page": "the front page and its static files work in a real browser (Chromium)",
@@ -147,7 +145,7 @@ STACK_SETTINGS: dict[str, dict[str, int]] = {
 }
 
 
-# the README table's columns: the stacks as a user names them
+# the table's columns: the stacks as a user names them
 STACK_NAMES = {
     "uwsgi": "nginx + uWSGI",
     "apache": "Apache + mod_wsgi",
@@ -176,7 +174,7 @@ def where(behaviour: str) -> dict[str, list[str]]:
 
 
 def markdown_table() -> str:
-    """The README's table: a row per behaviour, a column per stack."""
+    """docs/guarantees.md's table: a row per behaviour, a column per stack."""
     lines = [
         "| guarantee | " + " | ".join(STACK_NAMES.values()) + " |",
         "|---|" + "---|" * len(STACK_NAMES),
@@ -186,7 +184,3 @@ def markdown_table() -> str:
         row = [", ".join(cells.get(stack, [])) or "no" for stack in STACK_NAMES]
         lines.append(f"| {text} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    sys.stdout.write(markdown_table())

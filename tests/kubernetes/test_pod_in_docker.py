@@ -8,8 +8,8 @@ mounted into both (the emptyDir). What this proves: the images serve through
 the unix socket on the shared volume, the worker counts follow the CPU quota
 (`docker run --cpus` sets the same cgroup quota as limits.cpu), and nginx's
 preStop command drains a request in flight. What it cannot prove: the
-kubelet's probes, endpoint removal and the sidecar stop order (README,
-"Kubernetes").
+kubelet's probes, endpoint removal and the sidecar stop order
+(docs/kubernetes.md).
 """
 
 from __future__ import annotations

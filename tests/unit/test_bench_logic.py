@@ -389,23 +389,6 @@ def test_sizing_uses_only_public_names():
     assert private == []
 
 
-def test_the_readme_names_every_bench_option():
-    import argparse
-
-    from wsgistack import cli
-
-    readme = (PACKAGE.parents[1] / "README.md").read_text()
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    options = [
-        option
-        for action in sub.choices["bench"]._actions
-        for option in action.option_strings
-        if option.startswith("--") and option != "--help"
-    ]
-    assert options and [o for o in options if f"`{o}" not in readme] == []
-
-
 def test_a_relative_report_folder_is_made_absolute(tmp_path, monkeypatch):
     # the load generators run in folders of their own: a relative path would miss
     from wsgistack.bench.command import new_report_dir

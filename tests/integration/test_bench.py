@@ -1,6 +1,6 @@
 """``wsgistack bench``: the quick benchmark end to end on the native stacks, the
-files it writes, its refusals before anything starts, and its clean-up on Ctrl-C.
-The pure logic behind it is tested without servers in tests/unit/test_bench_logic.py."""
+files it writes, and its clean-up on Ctrl-C. Its refusals before anything starts
+and the pure logic behind it are tested without servers in tests/wsgistack/bench/."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from wsgistack import bench, cli
+from wsgistack import bench
 from wsgistack.runner import (
     StackError,
     check_binaries,
@@ -182,49 +182,6 @@ def test_report_html_is_self_contained_with_charts(quick):
     assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
     assert not re.search(r'(src|href)="(?!data:)', html), "refers to another file"
     assert "<table>" in html
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--stacks", "uwsgi,nosuch"], "unknown stack nosuch; choose from: uwsgi"),
-        (["--settings", "2by16"], "is not PROCESSESxTHREADS"),
-        (["--duration", "0"], "must be above 0"),
-        (["--quick", "--full"], "not allowed with argument"),
-    ],
-)
-def test_bad_arguments_are_refused(args, message):
-    run = wsgistack("bench", *args, timeout=30)
-    assert run.returncode == 2
-    assert message in run.stderr
-
-
-def test_a_port_in_use_is_refused_before_anything_starts(tmp_path):
-    out = tmp_path / "report"
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        run = wsgistack("bench", "--stacks", "devserver", "--port", str(port), "--out", str(out))
-    assert run.returncode == 1
-    assert f"port 127.0.0.1:{port} is taken" in run.stderr
-    assert not out.exists()
-
-
-def test_a_missing_server_binary_is_refused(monkeypatch, tmp_path, capsys):
-    spec = get_stack("uwsgi")
-    monkeypatch.setattr(spec, "binaries", {"no-such-server": "apt-get install it"})
-    code = cli.main(["bench", "--stacks", "devserver,uwsgi", "--out", str(tmp_path / "r")])
-    assert code == 1
-    assert "no-such-server (apt-get install it)" in capsys.readouterr().err
-    assert not (tmp_path / "r").exists()
-
-
-def test_docker_mode_says_when_the_compose_stacks_are_down(monkeypatch, tmp_path, capsys):
-    monkeypatch.setenv("UWSGI_HTTP_PORT", str(find_free_port()))
-    code = cli.main(["bench", "--docker", "--stacks", "uwsgi", "--out", str(tmp_path / "r")])
-    assert code == 1
-    assert "docker compose --profile uwsgi up -d --wait" in capsys.readouterr().err
 
 
 @pytest.mark.server

@@ -50,7 +50,6 @@ def wait_for_log(stack, marker: str, timeout: float = 10.0) -> list[str]:
         time.sleep(0.3)
 
 
-@pytest.mark.server
 @pytest.mark.parametrize(
     "stack", ["apache", "gunicorn", "uwsgi", *APACHE[1:], *GUNICORN[1:]], indirect=True
 )
@@ -78,7 +77,6 @@ NASTY_REQUESTS = [
 ]
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("stack", APACHE + GUNICORN, indirect=True)
 def test_every_access_log_line_is_json_whatever_the_client_sends(stack):
     marker = uuid.uuid4().hex
@@ -101,7 +99,6 @@ def test_every_access_log_line_is_json_whatever_the_client_sends(stack):
     assert sum(marker in line for line in lines) >= 3, [line for line in lines if marker in line]
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("stack", APACHE + GUNICORN, indirect=True)
 @pytest.mark.parametrize("host", ["127.0.0.1", "example.org", "10.1.2.3:8080"])
 def test_health_answers_whatever_the_host_and_is_not_logged(stack, host):
@@ -127,7 +124,6 @@ def test_health_answers_whatever_the_host_and_is_not_logged(stack, host):
     assert not [line for line in lines if agent in line]
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("stack", GUNICORN, indirect=True)
 def test_gunicorn_refuses_a_body_over_the_limit_with_the_apps_json_413(stack):
     limit = stack.settings.MAX_BODY_BYTES

@@ -71,7 +71,6 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(source))
 
 
-@pytest.mark.server
 def test_quick_bench_runs_every_stack_within_three_minutes(quick):
     run, out, port, seconds = quick
     assert run.returncode == 0, run.stdout + run.stderr
@@ -82,7 +81,6 @@ def test_quick_bench_runs_every_stack_within_three_minutes(quick):
     assert port_is_free(port)
 
 
-@pytest.mark.server
 def test_results_csv_has_one_measured_row_per_run(quick):
     _, out, _, _ = quick
     rows = read_csv(out / "results.csv")
@@ -118,14 +116,12 @@ def test_results_csv_has_one_measured_row_per_run(quick):
             assert not Path(f"{prefix}.html").exists(), where
 
 
-@pytest.mark.server
 def test_a_default_report_folder_stays_small(quick):
     _, out, _, _ = quick
     size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
     assert size < 10_000_000, f"{size:,} bytes"
 
 
-@pytest.mark.server
 def test_batches_csv_times_the_replay(quick):
     _, out, _, _ = quick
     rows = read_csv(out / "batches.csv")
@@ -141,7 +137,6 @@ def test_batches_csv_times_the_replay(quick):
         assert (row["claimed_devserver_seconds"], row["claimed_multi_seconds"]) == ("3.25", "2.52")
 
 
-@pytest.mark.server
 def test_report_md_has_the_tables(quick):
     _, out, _, _ = quick
     report = (out / "report.md").read_text()
@@ -172,7 +167,6 @@ def test_report_md_has_the_tables(quick):
     )
 
 
-@pytest.mark.server
 def test_report_html_is_self_contained_with_charts(quick):
     _, out, _, _ = quick
     html = (out / "report.html").read_text()
@@ -184,7 +178,6 @@ def test_report_html_is_self_contained_with_charts(quick):
     assert "<table>" in html
 
 
-@pytest.mark.server
 def test_ctrl_c_stops_every_server(tmp_path):
     require_stacks("uwsgi")
     port = find_free_port()
@@ -269,7 +262,6 @@ def own_app():
     shutil.rmtree(folder)
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("stack", ["uwsgi", "gunicorn"])
 def test_sizing_recommends_a_setting_for_your_own_app(stack, own_app, tmp_path):
     require_stacks(stack)

@@ -116,7 +116,6 @@ def ft_server(request) -> Iterator[tuple[str, Server]]:
         yield base_url, SERVERS[request.param]
 
 
-@pytest.mark.server
 def test_the_server_runs_with_the_gil_its_build_says(ft_server: tuple[str, Server]) -> None:
     base_url, server = ft_server
     info = get_json(base_url, "/info")
@@ -128,7 +127,6 @@ def test_the_server_runs_with_the_gil_its_build_says(ft_server: tuple[str, Serve
     assert info["configured"] == {"processes": 1, "threads": THREADS}, info
 
 
-@pytest.mark.server
 def test_mod_wsgi_without_the_directive_keeps_the_gil_on() -> None:
     """WSGIFreeThreading is what turns the GIL off under mod_wsgi: the same
     image without it (MOD_WSGI_FREE_THREADING=0) serves with the GIL on."""
@@ -153,7 +151,6 @@ def interpreter(image: str) -> tuple[str, str, list[str]]:
     return version, gil, shlex.split(config_args)
 
 
-@pytest.mark.server
 def test_the_gil_build_is_the_free_threaded_build_but_for_the_gil() -> None:
     """The control build's whole point: the same CPython, configured with the
     same arguments but --disable-gil, so that the benchmark's gil/freethreaded
@@ -191,7 +188,6 @@ print(sys._is_gil_enabled(), counter.value, threads * times)
 """
 
 
-@pytest.mark.server
 def test_the_counter_holds_with_threads_running_in_parallel() -> None:
     problem = engine_problem()
     if problem:
@@ -203,7 +199,6 @@ def test_the_counter_holds_with_threads_running_in_parallel() -> None:
     assert int(counted) == int(expected)
 
 
-@pytest.mark.server
 def test_the_request_counter_is_exact_under_a_hammer(ft_server: tuple[str, Server]) -> None:
     """Every request of a concurrent hammer counted once: the counter's lock
     holds with threads of one process running Python in parallel."""

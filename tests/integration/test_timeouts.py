@@ -111,7 +111,6 @@ def stuck_stack(request, tmp_path):
         target.stop()
 
 
-@pytest.mark.server
 def test_a_stuck_request_under_traffic_is_cut_and_nothing_else_is_lost(stuck_stack):
     name, stack = stuck_stack
     timeout = stack.settings.REQUEST_TIMEOUT

@@ -57,8 +57,6 @@ POD_IMAGES = {"uwsgi": "uwsgi", "nginx": "nginx"}
 KUBELET_HOST = "10.244.1.7:8080"
 READY_TIMEOUT = 90
 
-pytestmark = pytest.mark.server
-
 
 @pytest.fixture(scope="module")
 def images() -> dict[str, str]:

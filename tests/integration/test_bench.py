@@ -25,9 +25,9 @@ from wsgistack.runner import (
     check_binaries,
     check_system_python,
     find_free_port,
-    http_get,
 )
 from wsgistack.stacks import ROOT, get_stack
+from wsgistack.wait import wait_until
 
 
 def wsgistack(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -204,17 +204,20 @@ def test_ctrl_c_stops_every_server(tmp_path):
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if http_get(f"http://127.0.0.1:{port}/up", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
-        children = psutil.Process(proc.pid).children(recursive=True)
-        # the servers and Locust
+
+        def servers_and_locust() -> list[psutil.Process]:
+            children = psutil.Process(proc.pid).children(recursive=True)
+            return children if any("locust" in " ".join(c.cmdline()) for c in children) else []
+
+        # the stack is up and Locust loads it: every process the interrupt must end
+        children = wait_until(
+            servers_and_locust,
+            timeout=60,
+            interval=0.2,
+            what="the servers and Locust running",
+            ignore=(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess),
+        )
         assert len(children) >= 3
-        time.sleep(2)
         proc.send_signal(signal.SIGINT)
         output = proc.communicate(timeout=60)[0]
     finally:

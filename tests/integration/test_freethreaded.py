@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ import pytest
 
 from tests.integration.compose import IMAGES, build_images, docker, engine_problem
 from wsgistack.runner import http_get
+from wsgistack.wait import wait_until
 
 # the CPython the image was built from (compose.yaml's PYTHON_FT_VERSION)
 PYTHON_FT_VERSION = os.environ.get("PYTHON_FT_VERSION", "3.13")
@@ -94,17 +94,19 @@ def serving(name: str, server: Server) -> Iterator[str]:
         # "127.0.0.1:49153"
         address = docker("port", container, f"{server.port}/tcp").stdout.split()[0]
         base_url = f"http://127.0.0.1:{address.rsplit(':', 1)[1]}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if http_get(base_url + "/up", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                logs = docker("logs", "--tail", "30", container, check=False)
-                pytest.fail(f"{name} not ready:\n{logs.stdout}{logs.stderr}")
-            time.sleep(0.3)
+
+        def logs() -> str:
+            tail = docker("logs", "--tail", "30", container, check=False)
+            return tail.stdout + tail.stderr
+
+        wait_until(
+            lambda: http_get(base_url + "/up", timeout=2)[0] == 200,
+            timeout=60,
+            interval=0.3,
+            what=f"{name} answering /up",
+            ignore=(OSError,),
+            detail=logs,
+        )
         yield base_url
     finally:
         docker("rm", "--force", container, check=False)

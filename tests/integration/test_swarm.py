@@ -32,6 +32,7 @@ from tests.integration.compose import (
 )
 from tests.integration.http import SteadyTraffic
 from wsgistack import swarm
+from wsgistack.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -121,7 +122,8 @@ def test_rolling_update_under_load_loses_nothing(stack):
     # (four old tasks) to show, so a config that loses requests fails here
     before = app_containers()
     with steady_get_mix(stack) as traffic:
-        time.sleep(2)
+        for clients in traffic:
+            clients.wait_flowing()
         started = time.monotonic()
         for _ in range(UPDATES):
             swarm.docker(
@@ -130,6 +132,8 @@ def test_rolling_update_under_load_loses_nothing(stack):
             status = json.loads(swarm.docker("service", "inspect", APP))[0]["UpdateStatus"]
             assert status["State"] == "completed", status
         took = time.monotonic() - started
+        # fixed: the traffic goes on 2 s past the last update, while nginx may
+        # still hold a gone task's address (its resolver's cache)
         time.sleep(2)
     outcomes, failed = outcomes_of(traffic)
     # every replica was replaced
@@ -146,16 +150,19 @@ def test_killed_replica_heals_without_failed_gets(stack):
     before = app_containers()
     victim = sorted(before)[0]
     with steady_get_mix(stack) as traffic:
-        time.sleep(2)
+        for clients in traffic:
+            clients.wait_flowing()
         swarm.docker("kill", victim)
         # swarm starts a replacement; healed once nginx reaches 2 replicas again
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            now = app_containers()
-            if victim not in now and len(now - before) == 1:
-                break
-            time.sleep(0.5)
+        wait_until(
+            lambda: victim not in (now := app_containers()) and len(now - before) == 1,
+            timeout=90,
+            interval=0.5,
+            what="one replacement of the killed replica",
+        )
         swarm.wait_ready(NAME, 2, PORT, timeout=90)
+        # fixed: the traffic goes on 2 s past the healing, while nginx may still
+        # hold the killed task's address (its resolver's cache)
         time.sleep(2)
     outcomes, failed = outcomes_of(traffic)
     assert len(app_containers() - before) == 1, "no replacement task started"

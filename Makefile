@@ -95,12 +95,15 @@ freethreaded: ## build the images on CPython from source: wsgistack-freethreaded
 	time docker compose --profile freethreaded build
 
 .PHONY: test
-test: deps test-deps venv docker-deps ## install what is needed, then run the whole test suite
-	$(PY) -m pytest
+test: deps test-deps venv docker-deps ## install what is needed, then run the whole suite: test-fast first, then the server tests
+	$(MAKE) --no-print-directory test-fast
+	$(PY) -m pytest -m server
 
-.PHONY: test-unit
-test-unit: venv ## the unit and property tests only (the app, the benchmark's logic; no servers)
-	$(PY) -m pytest tests/unit
+# the tier of a test is its folder: tests/integration/ is `server`, the rest is
+# fast (tests/conftest.py says why and enforces it)
+.PHONY: test-fast
+test-fast: venv ## every test that needs no server, engine or network (about 30 s): the app, wsgistack, configs, lint
+	$(PY) -m pytest -m "not server"
 
 .PHONY: lint
 lint: venv ## ruff (lint and format), shellcheck and hadolint
@@ -141,7 +144,7 @@ lock: ## re-resolve and pin the dependencies (requirements*.txt)
 
 .PHONY: clean
 clean: ## remove the virtualenv and caches
-	rm -rf $(VENV) .lock-venv .lock-all.txt .hypothesis .benchmarks .ruff_cache
+	rm -rf $(VENV) .lock-venv .lock-all.txt .hypothesis .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # --- Docker Swarm: nginx -> N uWSGI replicas (deploy/swarm/stack.yaml; docs/swarm.md)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO
 
 from wsgistack.settings import Settings
+from wsgistack.wait import wait_until
 
 # the unprivileged account servers run as when the runner is root: Apache
 # refuses to serve as root, and no server here needs root on a high port
@@ -211,19 +212,16 @@ class RunningStack:
         return proc
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
         url = self.base_url + "/readyz"
-        while True:
+
+        def ready() -> bool:
             self.check_alive()
-            with contextlib.suppress(OSError):
-                status, _ = http_get(url, timeout=1.0)
-                if status == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise StackError(
-                    f"{self.spec.name}: {url} did not answer 200 within {timeout:.0f} s"
-                )
-            time.sleep(0.1)
+            return http_get(url, timeout=1.0)[0] == 200
+
+        what = f"{self.spec.name}: {url} answering 200"
+        wait_until(
+            ready, timeout=timeout, interval=0.1, what=what, ignore=(OSError,), error=StackError
+        )
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():

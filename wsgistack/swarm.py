@@ -28,12 +28,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from wsgistack.runner import http_get
 from wsgistack.settings import Settings
+from wsgistack.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK_FILE = ROOT / "deploy" / "swarm" / "stack.yaml"
@@ -159,22 +159,28 @@ def wait_ready(name: str, replicas: int, port: int, timeout: float = READY_TIMEO
     """Wait until the stack runs ``replicas`` healthy app tasks and nginx reaches
     exactly that many; the base URL. SwarmError with the state on timeout."""
     url = base_url(port)
-    deadline = time.monotonic() + timeout
-    state: object = "nothing yet"
-    while time.monotonic() < deadline:
+    state = "nothing yet"
+
+    def ready() -> bool:
+        nonlocal state
         tasks = running_tasks(name)
-        state = tasks
-        if tasks.get(APP_SERVICE) == (replicas, replicas) and tasks.get(PROXY_SERVICE) == (1, 1):
-            # round robin over `replicas` addresses: 4 rounds reach each one
-            seen = replica_hostnames(url, 4 * replicas)
-            state = f"tasks {tasks}; nginx reached {len(seen)} replicas: {sorted(seen)}"
-            if len(seen) == replicas:
-                return url
-        time.sleep(POLL)
-    raise SwarmError(
-        f"stack {name} not ready with {replicas} replicas in {timeout:.0f} s: {state}\n"
-        + task_errors(name)
+        state = f"tasks {tasks}"
+        if tasks.get(APP_SERVICE) != (replicas, replicas) or tasks.get(PROXY_SERVICE) != (1, 1):
+            return False
+        # round robin over `replicas` addresses: 4 rounds reach each one
+        seen = replica_hostnames(url, 4 * replicas)
+        state = f"tasks {tasks}; nginx reached {len(seen)} replicas: {sorted(seen)}"
+        return len(seen) == replicas
+
+    wait_until(
+        ready,
+        timeout=timeout,
+        interval=POLL,
+        what=f"stack {name} ready with {replicas} replicas",
+        error=SwarmError,
+        detail=lambda: f"{state}\n{task_errors(name)}",
     )
+    return url
 
 
 def task_errors(name: str) -> str:
@@ -259,11 +265,14 @@ def remove(name: str = DEFAULT_NAME, timeout: float = REMOVE_TIMEOUT) -> None:
     if not swarm_active() or not leftovers(name):
         return
     docker("stack", "rm", name)
-    deadline = time.monotonic() + timeout
-    while (left := leftovers(name)) and time.monotonic() < deadline:
-        time.sleep(POLL)
-    if left:
-        raise SwarmError(f"stack {name} not gone after {timeout:.0f} s: {left}")
+    wait_until(
+        lambda: not leftovers(name),
+        timeout=timeout,
+        interval=POLL,
+        what=f"stack {name} gone",
+        error=SwarmError,
+        detail=lambda: f"left: {leftovers(name)}",
+    )
 
 
 @contextlib.contextmanager

@@ -4,6 +4,9 @@ tests and by the behaviour suite's compose targets."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -207,3 +210,25 @@ def engine_problem() -> str | None:
             + (info.stderr.strip().splitlines() or ["docker info failed"])[-1]
         )
     return None
+
+
+@functools.cache
+def rendered_config() -> dict:
+    """compose.yaml as Compose renders it, every profile, each knob at its default
+    (``docker compose config``: the compose CLI, no engine); a skip without Compose."""
+    problem = compose_problem()
+    if problem:
+        pytest.skip(problem)
+    return json.loads(compose("--profile", "*", "config", "--format", "json").stdout)
+
+
+def _load_memory_rule():
+    spec = importlib.util.spec_from_file_location("memory_rule", ROOT / "docker" / "memory_rule.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# the memory rule of compose.yaml and .env.example (APP_MEMORY), in the file
+# the uwsgi image's entrypoint runs
+memory_rule = _load_memory_rule()

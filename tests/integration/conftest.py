@@ -30,12 +30,6 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize(fixture, stacks_with(name), indirect=True, scope=None)
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if item.get_closest_marker("behaviour") is not None:
-            item.add_marker(pytest.mark.server)
-
-
 @pytest.fixture(scope="session")
 def _running_stacks(tmp_path_factory):
     """One running instance per stack, shared by the tests that do not stop it;

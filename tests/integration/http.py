@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from wsgistack.wait import wait_until
+
 
 @dataclass
 class Answer:
@@ -99,6 +101,7 @@ class SteadyTraffic:
 
     def __init__(self, base_url: str, path: str, clients: int = 3, timeout: float = 30.0):
         self.base_url, self.path, self.timeout = base_url, path, timeout
+        self.clients = clients
         self.outcomes: list[int | Exception] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._client) for _ in range(clients)]
@@ -115,6 +118,15 @@ class SteadyTraffic:
         for thread in self._threads:
             thread.start()
         return self
+
+    def wait_flowing(self) -> None:
+        """Until as many answers as clients came back: the traffic reaches the app."""
+        wait_until(
+            lambda: len(self.outcomes) >= self.clients,
+            timeout=self.timeout,
+            interval=0.05,
+            what=f"{self.clients} answers to {self.path}",
+        )
 
     def __exit__(self, *exc_info) -> None:
         self._stop.set()

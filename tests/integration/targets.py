@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from wsgistack.runner import check_binaries, check_system_python, find_free_port
 from wsgistack.settings import Settings
 from wsgistack.stacks import StackError, get_stack
 from wsgistack.tls import make_certificate
+from wsgistack.wait import wait_until
 
 # small numbers, so timeouts, overload and slow clients show within seconds
 SUITE_SETTINGS = {
@@ -59,16 +59,19 @@ def test_pki() -> Path:
 
 def wait_for_up(base_url: str, name: str, timeout: float, alive, log_tail) -> None:
     """Poll /readyz until it answers 200; ``alive()`` raises if the stack died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         alive()
-        try:
-            if http_get(base_url + "/readyz", timeout=1)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{name} not ready after {timeout} s:\n{log_tail()}")
+        return http_get(base_url + "/readyz", timeout=1)[0] == 200
+
+    wait_until(
+        ready,
+        timeout=timeout,
+        interval=0.2,
+        what=f"{name} answering 200 at {base_url}/readyz",
+        ignore=(OSError,),
+        detail=log_tail,
+    )
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """``wsgistack bench``: the quick benchmark end to end on the native stacks, the
-files it writes, its refusals before anything starts, and its clean-up on Ctrl-C.
-The pure logic behind it is tested without servers in tests/unit/test_bench_logic.py."""
+files it writes, and its clean-up on Ctrl-C. Its refusals before anything starts
+and the pure logic behind it are tested without servers in tests/wsgistack/bench/."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from wsgistack import bench, cli
+from wsgistack import bench
 from wsgistack.runner import (
     StackError,
     check_binaries,
     check_system_python,
     find_free_port,
-    http_get,
 )
 from wsgistack.stacks import ROOT, get_stack
+from wsgistack.wait import wait_until
 
 
 def wsgistack(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -71,7 +71,6 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(source))
 
 
-@pytest.mark.server
 def test_quick_bench_runs_every_stack_within_three_minutes(quick):
     run, out, port, seconds = quick
     assert run.returncode == 0, run.stdout + run.stderr
@@ -82,7 +81,6 @@ def test_quick_bench_runs_every_stack_within_three_minutes(quick):
     assert port_is_free(port)
 
 
-@pytest.mark.server
 def test_results_csv_has_one_measured_row_per_run(quick):
     _, out, _, _ = quick
     rows = read_csv(out / "results.csv")
@@ -118,14 +116,12 @@ def test_results_csv_has_one_measured_row_per_run(quick):
             assert not Path(f"{prefix}.html").exists(), where
 
 
-@pytest.mark.server
 def test_a_default_report_folder_stays_small(quick):
     _, out, _, _ = quick
     size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
     assert size < 10_000_000, f"{size:,} bytes"
 
 
-@pytest.mark.server
 def test_batches_csv_times_the_replay(quick):
     _, out, _, _ = quick
     rows = read_csv(out / "batches.csv")
@@ -141,7 +137,6 @@ def test_batches_csv_times_the_replay(quick):
         assert (row["claimed_devserver_seconds"], row["claimed_multi_seconds"]) == ("3.25", "2.52")
 
 
-@pytest.mark.server
 def test_report_md_has_the_tables(quick):
     _, out, _, _ = quick
     report = (out / "report.md").read_text()
@@ -172,7 +167,6 @@ def test_report_md_has_the_tables(quick):
     )
 
 
-@pytest.mark.server
 def test_report_html_is_self_contained_with_charts(quick):
     _, out, _, _ = quick
     html = (out / "report.html").read_text()
@@ -184,50 +178,6 @@ def test_report_html_is_self_contained_with_charts(quick):
     assert "<table>" in html
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--stacks", "uwsgi,nosuch"], "unknown stack nosuch; choose from: uwsgi"),
-        (["--settings", "2by16"], "is not PROCESSESxTHREADS"),
-        (["--duration", "0"], "must be above 0"),
-        (["--quick", "--full"], "not allowed with argument"),
-    ],
-)
-def test_bad_arguments_are_refused(args, message):
-    run = wsgistack("bench", *args, timeout=30)
-    assert run.returncode == 2
-    assert message in run.stderr
-
-
-def test_a_port_in_use_is_refused_before_anything_starts(tmp_path):
-    out = tmp_path / "report"
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        run = wsgistack("bench", "--stacks", "devserver", "--port", str(port), "--out", str(out))
-    assert run.returncode == 1
-    assert f"port 127.0.0.1:{port} is taken" in run.stderr
-    assert not out.exists()
-
-
-def test_a_missing_server_binary_is_refused(monkeypatch, tmp_path, capsys):
-    spec = get_stack("uwsgi")
-    monkeypatch.setattr(spec, "binaries", {"no-such-server": "apt-get install it"})
-    code = cli.main(["bench", "--stacks", "devserver,uwsgi", "--out", str(tmp_path / "r")])
-    assert code == 1
-    assert "no-such-server (apt-get install it)" in capsys.readouterr().err
-    assert not (tmp_path / "r").exists()
-
-
-def test_docker_mode_says_when_the_compose_stacks_are_down(monkeypatch, tmp_path, capsys):
-    monkeypatch.setenv("UWSGI_HTTP_PORT", str(find_free_port()))
-    code = cli.main(["bench", "--docker", "--stacks", "uwsgi", "--out", str(tmp_path / "r")])
-    assert code == 1
-    assert "docker compose --profile uwsgi up -d --wait" in capsys.readouterr().err
-
-
-@pytest.mark.server
 def test_ctrl_c_stops_every_server(tmp_path):
     require_stacks("uwsgi")
     port = find_free_port()
@@ -254,17 +204,20 @@ def test_ctrl_c_stops_every_server(tmp_path):
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if http_get(f"http://127.0.0.1:{port}/up", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
-        children = psutil.Process(proc.pid).children(recursive=True)
-        # the servers and Locust
+
+        def servers_and_locust() -> list[psutil.Process]:
+            children = psutil.Process(proc.pid).children(recursive=True)
+            return children if any("locust" in " ".join(c.cmdline()) for c in children) else []
+
+        # the stack is up and Locust loads it: every process the interrupt must end
+        children = wait_until(
+            servers_and_locust,
+            timeout=60,
+            interval=0.2,
+            what="the servers and Locust running",
+            ignore=(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess),
+        )
         assert len(children) >= 3
-        time.sleep(2)
         proc.send_signal(signal.SIGINT)
         output = proc.communicate(timeout=60)[0]
     finally:
@@ -312,7 +265,6 @@ def own_app():
     shutil.rmtree(folder)
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("stack", ["uwsgi", "gunicorn"])
 def test_sizing_recommends_a_setting_for_your_own_app(stack, own_app, tmp_path):
     require_stacks(stack)

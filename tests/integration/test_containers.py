@@ -11,17 +11,14 @@ down again at the end.
 
 The Docker tests skip, saying why, where no Docker engine answers
 (``docker/install-engine.sh`` installs and starts one); CI turns that skip
-into a failure. The lint and compose-file checks need no engine.
+into a failure. The checks of the Dockerfile (hadolint: tests/test_lint.py) and
+of compose.yaml (tests/configs/test_compose_file.py) need no engine.
 """
 
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
-import re
-import shutil
-import sys
 import threading
 import time
 import uuid
@@ -29,10 +26,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.integration import http as client
 from tests.integration.compose import (
@@ -44,53 +39,29 @@ from tests.integration.compose import (
     PRODUCTION_PORTS,
     PRODUCTION_PROJECT,
     PROJECT,
-    ROOT,
     SERVICES,
     STACKS,
     STOP_SIGNALS,
     UP_TIMEOUT,
     build_images,
     compose,
-    compose_problem,
     compose_run,
     docker,
     engine_problem,
-    run,
+    memory_rule,
+    rendered_config,
 )
 from wsgistack.runner import http_get as runner_http_get
-from wsgistack.settings import Settings
+from wsgistack.wait import wait_until
 
 
 def http_get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:
     return runner_http_get(f"http://127.0.0.1:{port}{path}", timeout=timeout)
 
 
-def _seconds(duration: str | int | float) -> float:
-    """Compose's durations ("45s", "1m30s") in seconds."""
-    if isinstance(duration, int | float):
-        return float(duration)
-    total, number = 0.0, ""
-    units = {"h": 3600, "m": 60, "s": 1}
-    for char in duration:
-        if char.isdigit() or char == ".":
-            number += char
-        else:
-            total += float(number) * units[char]
-            number = ""
-    return total + (float(number) if number else 0.0)
-
-
 # ---------------------------------------------------------------------------
 # fixtures
 # ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def compose_cli() -> None:
-    """Docker Compose v2 is installed (an engine is not needed)."""
-    problem = compose_problem()
-    if problem:
-        pytest.skip(problem)
 
 
 @pytest.fixture(scope="session")
@@ -144,158 +115,10 @@ def inspect(ref: str, template: str, kind: str = "container"):
 
 
 # ---------------------------------------------------------------------------
-# lint and compose file: no engine needed
-# ---------------------------------------------------------------------------
-
-
-def test_dockerfile_is_hadolint_clean() -> None:
-    hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
-    # a pinned dev dependency: missing means a broken venv, not a reason to skip
-    assert Path(hadolint).exists(), "hadolint missing: pip install -r requirements-dev.txt"
-    result = run([hadolint, "Dockerfile"], check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.fixture(scope="module")
-def compose_config(compose_cli) -> dict:
-    return json.loads(compose("--profile", "*", "config", "--format", "json").stdout)
-
-
-@pytest.mark.server
-def test_compose_keeps_the_timeout_ladder(compose_config) -> None:
-    # the defaults of compose.yaml against the ladder wsgistack/settings.py derives
-    settings = Settings.from_env({})
-    assert settings.REQUEST_TIMEOUT < settings.PROXY_TIMEOUT < settings.STOP_GRACE_PERIOD
-    knobs = compose_config["services"]["uwsgi-app"]["environment"]
-    assert int(knobs["REQUEST_TIMEOUT"]) == settings.REQUEST_TIMEOUT
-    for stack_name, services in SERVICES.items():
-        for service in services:
-            grace = _seconds(compose_config["services"][service]["stop_grace_period"])
-            assert grace >= settings.STOP_GRACE_PERIOD, (stack_name, service, grace)
-
-
-@pytest.mark.server
-def test_compose_services_are_locked_down(compose_config) -> None:
-    for name, service in compose_config["services"].items():
-        assert service.get("read_only") is True, name
-        assert any(mount.split(":")[0] == "/tmp" for mount in service["tmpfs"]), name
-        assert service.get("cap_drop") == ["ALL"], name
-        for port in service.get("ports", []):
-            assert port["host_ip"] == "127.0.0.1", (name, port)
-    # the uwsgi-protocol socket is for nginx only
-    assert not compose_config["services"]["uwsgi-app"].get("ports")
-
-
-@pytest.mark.server
-def test_only_nginx_shares_a_network_with_the_uwsgi_socket(compose_config) -> None:
-    services = compose_config["services"]
-    app_networks = set(services["uwsgi-app"]["networks"])
-    assert len(app_networks) == 1, app_networks
-    (network,) = app_networks
-    assert compose_config["networks"][network].get("internal") is True
-    members = {name for name, service in services.items() if network in service["networks"]}
-    assert members == {"uwsgi-app", "uwsgi-nginx"}
-
-
-@pytest.mark.server
-def test_every_server_healthcheck_probes_readiness(compose_config) -> None:
-    for stack_name, services in SERVICES.items():
-        for service in services:
-            test = compose_config["services"][service]["healthcheck"]["test"]
-            assert test[-1].endswith("/readyz"), (stack_name, service, test)
-
-
-# the memory rule of compose.yaml and .env.example (APP_MEMORY), in the file
-# the uwsgi image's entrypoint runs
-_spec = importlib.util.spec_from_file_location("memory_rule", ROOT / "docker" / "memory_rule.py")
-memory_rule = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(memory_rule)
-NGINX_MB = 32  # nginx's own processes, beside its tmpfs
-
-
-def _tmpfs_mb(service: dict) -> int:
-    (mount,) = [m for m in service["tmpfs"] if m.split(":")[0] == "/tmp"]
-    options = dict(o.split("=", 1) for o in mount.split(":", 1)[1].split(",") if "=" in o)
-    assert "size" in options, f"an unbounded tmpfs: {mount}"
-    size = options["size"].lower()
-    assert size.endswith("m"), size
-    return int(size[:-1])
-
-
-@pytest.mark.server
-def test_memory_limits_let_uwsgi_recycle_before_the_kernel_kills(compose_config) -> None:
-    app = compose_config["services"]["uwsgi-app"]
-    knobs = app["environment"]
-    reload_on_rss = int(knobs["RELOAD_ON_RSS_MB"])
-    assert reload_on_rss > 0, "RELOAD_ON_RSS_MB=0: workers are never recycled"
-    needed = memory_rule.needed_mb(int(knobs["WSGI_PROCESSES"]), reload_on_rss, _tmpfs_mb(app))
-    limit = int(app["mem_limit"]) // 2**20
-    assert needed <= limit, f"APP_MEMORY {limit} MB < {needed} MB the rule needs"
-    nginx = compose_config["services"]["uwsgi-nginx"]
-    assert _tmpfs_mb(nginx) + NGINX_MB <= int(nginx["mem_limit"]) // 2**20
-
-
-def test_suite_targets_move_every_port_their_profile_publishes() -> None:
-    """A suite target (targets.py) runs a profile in a project of its own on free
-    ports: a port variable it leaves at its default is held against the container
-    tests' project of the same profile (granian-gil's once was: "port is already
-    allocated")."""
-
-    from tests.integration.targets import (
-        COMPOSE_HTTPS_PORT_VARIABLES,
-        COMPOSE_OTHER_PORT_VARIABLES,
-        COMPOSE_PORT_VARIABLES,
-    )
-
-    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
-    for profile, variable in COMPOSE_PORT_VARIABLES.items():
-        published = {
-            name
-            for service in services.values()
-            if profile in service.get("profiles", ())
-            for port in service.get("ports", ())
-            for name in re.findall(r"\$\{([A-Z0-9_]+):-", str(port))
-        }
-        moved = {variable, *COMPOSE_OTHER_PORT_VARIABLES.get(profile, ())}
-        moved |= (
-            {COMPOSE_HTTPS_PORT_VARIABLES[profile]}
-            if profile in COMPOSE_HTTPS_PORT_VARIABLES
-            else set()
-        )
-        assert published and published <= moved, (profile, sorted(published - moved))
-
-
-def test_env_example_documents_every_compose_variable() -> None:
-    # every ${VAR:-default} of compose.yaml, with the same default, in .env.example
-    lines = (ROOT / "compose.yaml").read_text().splitlines()
-    text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
-    # a variable may have a default per stack (the uwsgi stack's shape)
-    defaults: dict[str, set[str]] = {}
-    for name, value in re.findall(r"\$\{([A-Z][A-Z0-9_]*):-([^}]*)\}", text):
-        defaults.setdefault(name, set()).add(value)
-    documented = {
-        name: value.strip().strip('"')
-        for name, value in re.findall(
-            r"^#?([A-Z][A-Z0-9_]*)=(.*)$", (ROOT / ".env.example").read_text(), re.M
-        )
-    }
-    missing = sorted(set(defaults) - set(documented))
-    assert not missing, f".env.example lacks {missing}"
-    differing = {k: (v, documented[k]) for k, v in defaults.items() if documented[k] not in v}
-    assert not differing, f"compose.yaml default vs .env.example: {differing}"
-    # the other defaults of a variable are named in its comment ("uwsgi: 8")
-    example = (ROOT / ".env.example").read_text()
-    for name, values in defaults.items():
-        for value in values - {documented[name]}:
-            assert f"uwsgi: {value}" in example, (name, value)
-
-
-# ---------------------------------------------------------------------------
 # images
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("target", sorted(IMAGES))
 def test_image_runs_as_non_root(images, target: str) -> None:
     image = images[target]
@@ -305,7 +128,6 @@ def test_image_runs_as_non_root(images, target: str) -> None:
     assert uid != "0"
 
 
-@pytest.mark.server
 def test_uwsgi_image_warns_when_the_memory_limit_breaks_the_rule(images) -> None:
     run_with = ["run", "--rm", "--read-only", "--tmpfs", "/tmp:size=64m"]
     run_with += ["--env", "WSGI_PROCESSES=2", "--env", "RELOAD_ON_RSS_MB=256", "--memory"]
@@ -317,7 +139,6 @@ def test_uwsgi_image_warns_when_the_memory_limit_breaks_the_rule(images) -> None
     assert "memory_rule" not in enough.stderr, enough.stderr
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("target", sorted(IMAGES))
 def test_image_stops_with_the_graceful_signal(images, target: str) -> None:
     assert inspect(images[target], ".Config.StopSignal", kind="image") == STOP_SIGNALS[target]
@@ -328,21 +149,18 @@ def test_image_stops_with_the_graceful_signal(images, target: str) -> None:
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.server
 def test_stack_serves_the_app(compose_stack: str) -> None:
     status, body = http_get(HOST_PORTS[compose_stack], "/fib/10")
     assert status == 200, body
     assert json.loads(body)["value"] == "55"
 
 
-@pytest.mark.server
 def test_compose_reports_every_service_healthy(compose_stack: str) -> None:
     lines = compose("--profile", compose_stack, "ps", "--format", "json").stdout.splitlines()
     health = {row["Service"]: row["Health"] for row in map(json.loads, filter(None, lines))}
     assert health == dict.fromkeys(SERVICES[compose_stack], "healthy")
 
 
-@pytest.mark.server
 def test_root_filesystem_is_read_only(compose_stack: str) -> None:
     for service in SERVICES[compose_stack]:
         container = container_of(service)
@@ -352,7 +170,6 @@ def test_root_filesystem_is_read_only(compose_stack: str) -> None:
         assert docker("exec", container, "id", "-u").stdout.strip() != "0", service
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("compose_stack", ["uwsgi"], indirect=True)
 def test_uwsgi_socket_is_not_published(compose_stack: str) -> None:
     ports = inspect(container_of("uwsgi-app"), ".NetworkSettings.Ports")
@@ -362,7 +179,6 @@ def test_uwsgi_socket_is_not_published(compose_stack: str) -> None:
     assert published.returncode != 0 or published.stdout.strip() in ("", ":0"), published.stdout
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("compose_stack", ["uwsgi"], indirect=True)
 def test_only_nginx_reaches_the_uwsgi_socket(compose_stack: str) -> None:
     """The same uwsgi-protocol request to uwsgi-app:3031 (what healthcheck.py
@@ -409,14 +225,13 @@ print(json.dumps(rss))
 """
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("compose_stack", ["uwsgi"], indirect=True)
-def test_uwsgi_memory_is_what_the_rule_assumes(compose_stack: str, compose_config) -> None:
+def test_uwsgi_memory_is_what_the_rule_assumes(compose_stack: str) -> None:
     """The rule's figures against the running stack: the master fits its
     allowance, a worker that served requests sits below RELOAD_ON_RSS_MB (or
     it would be recycled after each one), and the container has the limit
     compose.yaml sets."""
-    service = compose_config["services"]["uwsgi-app"]
+    service = rendered_config()["services"]["uwsgi-app"]
     app = container_of("uwsgi-app")
     assert inspect(app, ".HostConfig.Memory") == int(service["mem_limit"])
     for _ in range(20):
@@ -429,7 +244,6 @@ def test_uwsgi_memory_is_what_the_rule_assumes(compose_stack: str, compose_confi
     assert max(workers) < int(service["environment"]["RELOAD_ON_RSS_MB"]), rss
 
 
-@pytest.mark.server
 def test_locust_master_sees_its_workers(images) -> None:
     # workers connect to the master whether or not the target is up
     project = LOCUST_PROJECT
@@ -445,15 +259,19 @@ def test_locust_master_sees_its_workers(images) -> None:
             timeout=UP_TIMEOUT,
             project=project,
         )
-        deadline, workers, body = time.monotonic() + 30, [], b""
-        while time.monotonic() < deadline and len(workers) < 2:
-            try:
-                status, body = http_get(LOCUST_WEB_PORT, "/stats/requests")
-            except OSError:  # the web UI still starting: docker's port proxy resets
-                status = 0
-            workers = json.loads(body).get("workers", []) if status == 200 else []
-            time.sleep(0.5)
-        assert len(workers) == 2, body
+
+        def workers() -> list:
+            status, body = http_get(LOCUST_WEB_PORT, "/stats/requests")
+            return json.loads(body).get("workers", []) if status == 200 else []
+
+        wait_until(
+            lambda: len(workers()) == 2,
+            timeout=30,
+            interval=0.5,
+            what="the Locust master seeing 2 workers",
+            # the web UI still starting: docker's port proxy resets
+            ignore=(OSError,),
+        )
     finally:
         compose("--profile", "loadtest", "down", "--timeout", "10", check=False, project=project)
 
@@ -503,7 +321,6 @@ def production_get(stack: str, path: str, host: str | None, timeout: float = 10)
     return client.request(base_url, path, headers={"Host": host}, timeout=timeout)
 
 
-@pytest.mark.server
 def test_production_names_leave_every_container_healthy(production_stack: str) -> None:
     health = {
         service: inspect(container_of(service, PRODUCTION_PROJECT), ".State.Health.Status")
@@ -512,13 +329,11 @@ def test_production_names_leave_every_container_healthy(production_stack: str) -
     assert health == dict.fromkeys(SERVICES[production_stack], "healthy")
 
 
-@pytest.mark.server
 def test_production_name_is_served(production_stack: str) -> None:
     answer = production_get(production_stack, "/fib/10", PRODUCTION_NAME)
     assert answer.status == 200 and answer.json["value"] == "55", answer
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("production_stack", PROXIED_STACKS, indirect=True)
 def test_unknown_host_is_misdirected(production_stack: str) -> None:
     for host in ("127.0.0.1", "unknown.invalid", None):
@@ -526,7 +341,6 @@ def test_unknown_host_is_misdirected(production_stack: str) -> None:
         assert answer.is_problem(421), (host, answer)
 
 
-@pytest.mark.server
 def test_probes_answer_whatever_the_host(production_stack: str) -> None:
     for path in PROBES:
         for host in PROBE_HOSTS:
@@ -535,7 +349,6 @@ def test_probes_answer_whatever_the_host(production_stack: str) -> None:
             assert json.loads(answer.body) == {"status": "ok"}, (path, host, answer)
 
 
-@pytest.mark.server
 def test_probes_stay_out_of_the_access_log(production_stack: str) -> None:
     for path in PROBES:
         for host in PROBE_HOSTS:
@@ -543,16 +356,25 @@ def test_probes_stay_out_of_the_access_log(production_stack: str) -> None:
     # a request that is logged, after the probes: once it shows, they would have
     marker = f"/fib/10?marker={uuid.uuid4().hex}"
     assert production_get(production_stack, marker, PRODUCTION_NAME).status == 200
-    deadline, logs = time.monotonic() + 10, ""
-    while marker not in logs and time.monotonic() < deadline:
-        logs = production("--profile", production_stack, "logs", "--no-color").stdout
-        time.sleep(0.5)
-    assert marker in logs, logs[-3000:]
-    probed = [line for line in logs.splitlines() if any(p in line for p in PROBES)]
+
+    def logs() -> str:
+        return production("--profile", production_stack, "logs", "--no-color").stdout
+
+    def logged() -> str | None:
+        text = logs()
+        return text if marker in text else None
+
+    text = wait_until(
+        logged,
+        timeout=10,
+        interval=0.5,
+        what=f"{marker} in the access log",
+        detail=lambda: logs()[-3000:],
+    )
+    probed = [line for line in text.splitlines() if any(p in line for p in PROBES)]
     assert not probed, "\n".join(probed[:10])
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("production_stack", PROXIED_STACKS, indirect=True)
 def test_liveness_does_not_wait_for_busy_workers(production_stack: str) -> None:
     """/livez is the proxy's own answer: with every app worker busy it still
@@ -565,7 +387,9 @@ def test_liveness_does_not_wait_for_busy_workers(production_stack: str) -> None:
             pool.submit(production_get, production_stack, "/io?ms=3000", PRODUCTION_NAME, 30)
             for _ in range(slots)
         ]
-        time.sleep(1)  # every worker holds a request now
+        # fixed: nothing outside the app shows the requests arrived; 1 s is far
+        # more than their trip takes
+        time.sleep(1)
         live = production_get(production_stack, "/livez", "127.0.0.1")
         ready = production_get(production_stack, "/readyz", "127.0.0.1")
     assert live.status == 200 and live.elapsed < 1.0, live
@@ -605,16 +429,18 @@ class Standalone:
 
 
 def _wait_healthy(container: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = inspect(container, ".State.Health.Status")
-        if status == "healthy":
-            return
+    def logs() -> str:
+        tail = docker("logs", "--tail", "30", container, check=False)
+        return tail.stdout + tail.stderr
+
+    def healthy() -> bool:
+        if inspect(container, ".State.Health.Status") == "healthy":
+            return True
         if not inspect(container, ".State.Running"):
-            break
-        time.sleep(0.5)
-    logs = docker("logs", "--tail", "30", container, check=False)
-    pytest.fail(f"{container} not healthy: {status}\n{logs.stdout}{logs.stderr}")
+            pytest.fail(f"{container} exited before it was healthy:\n{logs()}")
+        return False
+
+    wait_until(healthy, timeout=timeout, interval=0.5, what=f"{container} healthy", detail=logs)
 
 
 @contextmanager
@@ -646,7 +472,6 @@ def standalone(stack_name: str, images: dict[str, str], user: str | None) -> Ite
         docker("network", "rm", tag, check=False)
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("stack_name", STACKS)
 def test_runs_under_an_arbitrary_uid(images, stack_name: str) -> None:
     with standalone(stack_name, images, user=ARBITRARY_USER) as running:
@@ -667,7 +492,6 @@ GRACEFUL_STOPS = [
 ]
 
 
-@pytest.mark.server
 @pytest.mark.parametrize(("stack_name", "stopped"), GRACEFUL_STOPS)
 def test_stop_lets_the_request_in_flight_finish(images, stack_name: str, stopped: str) -> None:
     with standalone(stack_name, images, user=None) as running:
@@ -681,7 +505,9 @@ def test_stop_lets_the_request_in_flight_finish(images, stack_name: str, stopped
 
         client = threading.Thread(target=slow_request)
         client.start()
-        time.sleep(1)  # the request is in the app now
+        # fixed: nothing outside the app shows the request arrived; 1 s is far
+        # more than its trip takes
+        time.sleep(1)
         started = time.monotonic()
         docker("stop", "--time", "20", running.containers[stopped], timeout=60)
         client.join(30)
@@ -691,7 +517,6 @@ def test_stop_lets_the_request_in_flight_finish(images, stack_name: str, stopped
         assert inspect(running.containers[stopped], ".State.ExitCode") != 137
 
 
-@pytest.mark.server
 @pytest.mark.parametrize("compose_stack", ["uwsgi"], indirect=True)
 def test_a_headless_locust_run_against_the_uwsgi_profile_passes(compose_stack: str) -> None:
     """The loadtest profile's image, on the compose network, against nginx ->

@@ -15,12 +15,12 @@ import shutil
 import ssl
 import subprocess
 import sys
-import time
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.integration.http import request
+from wsgistack.wait import wait_until
 
 BALANCER = "127.0.0.2"  # TRUSTED_PROXIES of the native edge stack (conftest.py)
 FORWARDED = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
@@ -137,18 +137,22 @@ def test_one_request_id_is_in_the_proxys_the_app_servers_and_the_apps_log(stack)
         answer = https(stack, path, headers=headers)
     assert answer.status == 200
     [request_id] = answer.headers.get_all("X-Request-ID")
+
     # a server writes its access log line once the answer is sent: allow it a moment
-    deadline = time.monotonic() + 5
-    while True:
-        logs = stack.log_tail(400)
-        lines = [line for line in logs.splitlines() if request_id in line]
+    def in_three_logs() -> bool:
+        lines = [line for line in stack.log_tail(400).splitlines() if request_id in line]
         proxy = [line for line in lines if f'"request":"GET {path}' in line]
         app_server = [line for line in lines if '"msecs":' in line]
         app = [line for line in lines if "GET /io 200 in" in line]
-        if (proxy and app_server and app) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert proxy and app_server and app, "\n".join(lines) or logs[-3000:]
+        return bool(proxy and app_server and app)
+
+    wait_until(
+        in_three_logs,
+        timeout=5,
+        interval=0.5,
+        what=f"request ID {request_id} in the proxy's, the app server's and the app's log",
+        detail=lambda: stack.log_tail(400)[-3000:],
+    )
 
 
 @pytest.mark.behaviour("request_ids")

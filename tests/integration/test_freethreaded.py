@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ import pytest
 
 from tests.integration.compose import IMAGES, build_images, docker, engine_problem
 from wsgistack.runner import http_get
+from wsgistack.wait import wait_until
 
 # the CPython the image was built from (compose.yaml's PYTHON_FT_VERSION)
 PYTHON_FT_VERSION = os.environ.get("PYTHON_FT_VERSION", "3.13")
@@ -94,17 +94,19 @@ def serving(name: str, server: Server) -> Iterator[str]:
         # "127.0.0.1:49153"
         address = docker("port", container, f"{server.port}/tcp").stdout.split()[0]
         base_url = f"http://127.0.0.1:{address.rsplit(':', 1)[1]}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if http_get(base_url + "/up", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                logs = docker("logs", "--tail", "30", container, check=False)
-                pytest.fail(f"{name} not ready:\n{logs.stdout}{logs.stderr}")
-            time.sleep(0.3)
+
+        def logs() -> str:
+            tail = docker("logs", "--tail", "30", container, check=False)
+            return tail.stdout + tail.stderr
+
+        wait_until(
+            lambda: http_get(base_url + "/up", timeout=2)[0] == 200,
+            timeout=60,
+            interval=0.3,
+            what=f"{name} answering /up",
+            ignore=(OSError,),
+            detail=logs,
+        )
         yield base_url
     finally:
         docker("rm", "--force", container, check=False)
@@ -116,7 +118,6 @@ def ft_server(request) -> Iterator[tuple[str, Server]]:
         yield base_url, SERVERS[request.param]
 
 
-@pytest.mark.server
 def test_the_server_runs_with_the_gil_its_build_says(ft_server: tuple[str, Server]) -> None:
     base_url, server = ft_server
     info = get_json(base_url, "/info")
@@ -128,7 +129,6 @@ def test_the_server_runs_with_the_gil_its_build_says(ft_server: tuple[str, Serve
     assert info["configured"] == {"processes": 1, "threads": THREADS}, info
 
 
-@pytest.mark.server
 def test_mod_wsgi_without_the_directive_keeps_the_gil_on() -> None:
     """WSGIFreeThreading is what turns the GIL off under mod_wsgi: the same
     image without it (MOD_WSGI_FREE_THREADING=0) serves with the GIL on."""
@@ -153,7 +153,6 @@ def interpreter(image: str) -> tuple[str, str, list[str]]:
     return version, gil, shlex.split(config_args)
 
 
-@pytest.mark.server
 def test_the_gil_build_is_the_free_threaded_build_but_for_the_gil() -> None:
     """The control build's whole point: the same CPython, configured with the
     same arguments but --disable-gil, so that the benchmark's gil/freethreaded
@@ -191,7 +190,6 @@ print(sys._is_gil_enabled(), counter.value, threads * times)
 """
 
 
-@pytest.mark.server
 def test_the_counter_holds_with_threads_running_in_parallel() -> None:
     problem = engine_problem()
     if problem:
@@ -203,7 +201,6 @@ def test_the_counter_holds_with_threads_running_in_parallel() -> None:
     assert int(counted) == int(expected)
 
 
-@pytest.mark.server
 def test_the_request_counter_is_exact_under_a_hammer(ft_server: tuple[str, Server]) -> None:
     """Every request of a concurrent hammer counted once: the counter's lock
     holds with threads of one process running Python in parallel."""

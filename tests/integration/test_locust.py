@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
@@ -77,7 +76,6 @@ def wrong_url() -> Iterator[str]:
     server.server_close()
 
 
-@pytest.mark.server
 def test_every_scenario_passes_against_the_stack(uwsgi_url):
     code, output = locust(
         "-f",
@@ -99,7 +97,6 @@ def test_every_scenario_passes_against_the_stack(uwsgi_url):
     assert "0(0.00%)" in output.split("Aggregated")[1]
 
 
-@pytest.mark.server
 def test_the_config_file_runs_as_documented(uwsgi_url):
     code, output = locust(
         "--config", str(LOADTESTS / "locust.conf"), "--host", uwsgi_url, "-t", "3s", "IoUser"
@@ -129,7 +126,6 @@ def test_a_wrong_fibonacci_value_fails_the_run(wrong_url):
     assert "threshold broken: failure ratio 100.00%" in output
 
 
-@pytest.mark.server
 def test_a_broken_p95_threshold_sets_the_exit_code(uwsgi_url):
     code, output = locust(
         "-f",
@@ -150,7 +146,6 @@ def test_a_broken_p95_threshold_sets_the_exit_code(uwsgi_url):
     assert "threshold broken: p95" in output
 
 
-@pytest.mark.server
 def test_the_batch_shape_sends_exactly_its_batches(uwsgi_url, tmp_path):
     prefix = tmp_path / "batches"
     code, output = locust(
@@ -176,7 +171,6 @@ def test_the_batch_shape_sends_exactly_its_batches(uwsgi_url, tmp_path):
         assert 0 < float(batch["Average Response Time"]) < 30_000
 
 
-@pytest.mark.server
 def test_run_single_user_debugs_one_user(uwsgi_url):
     proc = subprocess.Popen(
         [sys.executable, str(LOADTESTS / "fib.py"), "--host", uwsgi_url, "IoUser"],
@@ -190,12 +184,3 @@ def test_run_single_user_debugs_one_user(uwsgi_url):
         proc.kill()
         proc.wait()
     assert any("/io?ms=[ms]" in line for line in lines), lines
-
-
-def test_the_locustfiles_define_the_documented_users():
-    _, output = locust("-f", f"{LOADTESTS / 'fib.py'},{LOADTESTS / 'batches.py'}", "--list")
-    users = set(output.split())
-    assert {"CpuUser", "SequenceUser", "IoUser", "FanoutUser", "MixUser"} <= users
-    assert {"SequenceBatchUser", "IoBatchUser", "CpuBatchUser"} <= users
-    assert "FibUser" not in users
-    assert Path(LOADTESTS / "locust.conf").is_file()

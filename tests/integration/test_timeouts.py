@@ -66,12 +66,13 @@ def stuck_under_traffic(
     traffic goes on until ``free_by`` seconds after the stuck request started
     (through any restart of its worker), then the slots are checked."""
     with SteadyTraffic(base_url, f"/io?ms={TRAFFIC_MS}", clients=TRAFFIC_CLIENTS) as traffic:
-        time.sleep(1.0)
+        traffic.wait_flowing()
         start = time.monotonic()
         try:
             stuck: Answer | Exception = request(base_url, f"/io?ms={stuck_ms}", timeout=60)
         except Exception as exc:  # noqa: BLE001
             stuck = exc
+        # fixed: the traffic runs until free_by, the moment the slot must be free
         time.sleep(max(0.0, start + free_by - time.monotonic()))
     freed_after = None
     if all_slots_serve(base_url, slots):
@@ -112,7 +113,6 @@ def stuck_stack(request, tmp_path):
         target.stop()
 
 
-@pytest.mark.server
 def test_a_stuck_request_under_traffic_is_cut_and_nothing_else_is_lost(stuck_stack):
     name, stack = stuck_stack
     timeout = stack.settings.REQUEST_TIMEOUT

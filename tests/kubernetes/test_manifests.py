@@ -3,7 +3,7 @@ in agreement with the knobs and the timeout ladder of wsgistack/settings.py.
 
 No cluster runs here: these tests prove what a manifest can prove (it renders,
 the API server's schema accepts it, its numbers agree with each other and with
-the servers' configs), and tests/kubernetes/test_pod_in_docker.py runs the
+the servers' configs), and tests/integration/test_kubernetes_pod.py runs the
 pod's two containers with plain `docker run`, wired as the pod wires them.
 """
 
@@ -51,7 +51,7 @@ UWSGI_MEMORY_HEADROOM_MIB = 64
 # the images' user (Dockerfile: ARG UID=1000, ARG GID=1000)
 IMAGE_UID = int(re.search(r"^ARG UID=(\d+)$", (ROOT / "Dockerfile").read_text(), re.M)[1])
 
-pytestmark = [pytest.mark.server, pytest.mark.parametrize("target", sorted(TARGETS))]
+pytestmark = pytest.mark.parametrize("target", sorted(TARGETS))
 
 
 def settings_of(target: str) -> Settings:

@@ -16,11 +16,6 @@ from app import create_app  # noqa: E402
 PROBLEM = "application/problem+json"
 
 
-def pytest_configure(config):
-    # lets `-p no:benchmark` and --strict-markers runs collect test_benchmark
-    config.addinivalue_line("markers", "benchmark: pytest-benchmark measurement")
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _clean_environment():
     """Run every test without FLASK_* and WSGI_* variables from the shell."""

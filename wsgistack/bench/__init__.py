@@ -7,7 +7,9 @@ The package, one job a module:
 - ``endpoints``: where the load goes (a native stack started for the run, a
   compose stack already up) and its warm-up;
 - ``locust_engine`` and ``wrk_engine``: the two load generators; ``sampling``:
-  the server process trees' CPU and memory, sampled; ``cpu``: its accounting;
+  the server process trees' CPU and memory, sampled; ``cpu_time``: the CPU
+  time accounting (cores busy, CPU per request; ``wsgistack.cpus`` is another
+  job: how many CPUs this process may use);
 - ``results``: one result type keyed by its axes, and the CSV;
 - ``answer``: the recommendation per workload, the overhead per request, the
   replay's ratios; ``goals``: the project's own goals, a data table;

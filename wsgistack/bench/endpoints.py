@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from wsgistack.bench.plan import Concurrency, StackRun
 from wsgistack.runner import StackError, http_get, run_stack
 from wsgistack.settings import Settings
 from wsgistack.stacks import get_stack
+from wsgistack.wait import wait_until
 
 # seconds an idle stack gets to stop before it is killed: the benchmark stops a
 # stack only after its load has ended, so there is nothing in flight to drain
@@ -165,17 +165,29 @@ def _docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 def _wait_for_info(base_url: str, container: str, timeout: float) -> None:
     """Until the app answers /info; a container that ended or never answers is an error."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def log_tail() -> str:
+        return _docker("logs", "--tail", "5", container).stderr.strip().replace("\n", " | ")
+
+    def answers() -> bool:
         with contextlib.suppress(OSError):
             if http_get(base_url + "/info", timeout=2)[0] == 200:
-                return
+                return True
         state = _docker("inspect", "--format", "{{.State.Status}}", container).stdout.strip()
         if state not in ("created", "running"):
-            break
-        time.sleep(0.3)
-    tail = _docker("logs", "--tail", "5", container).stderr.strip().replace("\n", " | ")
-    raise StackError(f"the container never answered /info at {base_url}: {tail}")
+            raise StackError(
+                f"the container ended ({state}) before {base_url} answered: {log_tail()}"
+            )
+        return False
+
+    wait_until(
+        answers,
+        timeout=timeout,
+        interval=0.3,
+        what=f"the container answering /info at {base_url}",
+        error=StackError,
+        detail=log_tail,
+    )
 
 
 # image -> the speed flags of its interpreter's build: probed once per image

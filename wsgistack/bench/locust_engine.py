@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wsgistack.bench.cpu import MACHINE, SERVERS, cpu_ms_per_request, other_cores
+from wsgistack.bench.cpu_time import MACHINE, SERVERS, cpu_ms_per_request, other_cores
 from wsgistack.bench.endpoints import Endpoint
 from wsgistack.bench.plan import BATCH_USERS, WARMUP_SECONDS, Workload, batch_sizes
 from wsgistack.bench.results import BatchResult, Result

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from wsgistack.bench.cpu import Sample, cores_between
+from wsgistack.bench.cpu_time import Sample, cores_between
 
 MB = 1024 * 1024
 

@@ -1,6 +1,7 @@
-"""CPU accounting: from the samples of the server process trees' CPU time and
-the machine's (sampling.ProcessSampler), the cores busy over a window and the
-CPU per request. Pure arithmetic."""
+"""CPU time accounting: from the samples of the server process trees' CPU time
+and the machine's (sampling.ProcessSampler), the cores busy over a window and
+the CPU per request. Pure arithmetic. (How many CPUs a process may use at all,
+the default of the worker counts, is another job: wsgistack/cpus.py.)"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The benchmark's interpreter axis (wsgistack/bench/interpreters.py): its plan,
 the build flags it reads, the comparison tables and the one-sentence verdict,
 and the report section, from made-up results. The containers run in
-tests/integration/test_bench_interpreters.py."""
+tests/integration/test_bench_interpreter_images.py."""
 
 from __future__ import annotations
 

@@ -48,6 +48,7 @@ from tests.kubernetes.manifests import (
     pod_spec,
     render,
 )
+from wsgistack.wait import wait_until
 
 # a port of this checkout's test range (compose.py uses PORT_BASE + 0..2 and + 9)
 POD_PORT = PORT_BASE + 5
@@ -56,8 +57,6 @@ POD_IMAGES = {"uwsgi": "uwsgi", "nginx": "nginx"}
 # the Host a kubelet's httpGet probe sends: the pod's IP and port
 KUBELET_HOST = "10.244.1.7:8080"
 READY_TIMEOUT = 90
-
-pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")
@@ -151,20 +150,16 @@ def pod(images: dict[str, str], target: str = "base", **overrides) -> Iterator[P
 
 
 def _wait_ready(running: Pod) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            answer = running.get("/readyz", timeout=5)
-            if answer.status == 200:
-                return
-            last = f"{answer.status} {answer.body[:200]!r}"
-        except OSError as error:
-            last = repr(error)
-        time.sleep(0.5)
-    pytest.fail(
-        f"the pod never got ready: {last}\n--- uwsgi\n{running.logs('uwsgi')[-3000:]}"
-        f"\n--- nginx\n{running.logs('nginx')[-3000:]}"
+    wait_until(
+        lambda: running.get("/readyz", timeout=5).status == 200,
+        timeout=READY_TIMEOUT,
+        interval=0.5,
+        what="the pod answering 200 at /readyz",
+        ignore=(OSError,),
+        detail=lambda: (
+            f"--- uwsgi\n{running.logs('uwsgi')[-3000:]}"
+            f"\n--- nginx\n{running.logs('nginx')[-3000:]}"
+        ),
     )
 
 
@@ -268,7 +263,9 @@ def test_nginx_prestop_drains_the_request_in_flight(images) -> None:
 
         client = threading.Thread(target=slow_request)
         client.start()
-        time.sleep(1)  # the request is in uWSGI now
+        # fixed: nothing outside uWSGI shows the request arrived; 1 s is far more
+        # than its trip takes
+        time.sleep(1)
         started = time.monotonic()
         hook = threading.Thread(
             target=lambda: docker(
@@ -277,6 +274,7 @@ def test_nginx_prestop_drains_the_request_in_flight(images) -> None:
         )
         hook.start()
         # during the sleep the pod still serves: endpoints may still send here
+        # (fixed: halfway through the preStop sleep is the moment under test)
         time.sleep(sleep / 2)
         assert running.get("/fib/10").status == 200
         client.join(grace)
@@ -285,10 +283,14 @@ def test_nginx_prestop_drains_the_request_in_flight(images) -> None:
         hook.join(grace)
         # nginx exited by itself, gracefully, before the grace period ran out
         nginx_id = running.containers["nginx"]
-        deadline = time.monotonic() + 10
-        while docker("inspect", "-f", "{{.State.Running}}", nginx_id).stdout.strip() == "true":
-            assert time.monotonic() < deadline, "nginx still runs after its preStop hook"
-            time.sleep(0.2)
+        wait_until(
+            lambda: (
+                docker("inspect", "-f", "{{.State.Running}}", nginx_id).stdout.strip() == "false"
+            ),
+            timeout=10,
+            interval=0.2,
+            what="nginx gone after its preStop hook",
+        )
         assert docker("inspect", "-f", "{{.State.ExitCode}}", nginx_id).stdout.strip() == "0"
         assert time.monotonic() - started < grace
         # then the kubelet stops the sidecar with what is left of the grace

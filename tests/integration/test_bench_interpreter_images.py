@@ -3,7 +3,7 @@ python3, the GIL control build and free-threaded CPython, run with ``docker
 run`` pinned to one CPU, loaded, compared in the report, and removed.
 
 The comparison's arithmetic is tested without containers in
-tests/unit/test_bench_interpreters.py.
+tests/wsgistack/bench/test_interpreters.py.
 """
 
 from __future__ import annotations

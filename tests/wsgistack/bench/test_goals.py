@@ -1,0 +1,42 @@
+"""wsgistack/bench/goals.py: the project's performance goals and their verdicts."""
+
+from __future__ import annotations
+
+from tests.wsgistack.bench.made_up import run
+from wsgistack.bench import goals
+from wsgistack.bench.plan import Concurrency as C
+
+
+def test_goal_verdicts_follow_their_bounds():
+    assert goals.within(1.6, 1.6, None) and not goals.within(1.59, 1.6, None)
+    assert goals.within(1.2, 0.8, 1.2) and not goals.within(1.21, 0.8, 1.2)
+
+
+def test_goals_are_evaluated_from_the_results():
+    res = [
+        run("uwsgi", C(1, 1), "cpu", 50, server_cpu_ms=20),
+        run("uwsgi", C(2, 1), "cpu", 90, server_cpu_ms=20),
+        run("uwsgi", C(1, 16), "cpu", 30, server_cpu_ms=30),
+        run("uwsgi-direct", C(1, 1), "cpu", 52, server_cpu_ms=19),
+        run("uwsgi", C(2, 16), "io", 300),
+    ]
+    verdicts = {v.goal: v for v in goals.evaluate(res)}
+    assert verdicts["uwsgi: CPU-bound: 2x1 >= 1.6 x 1x1 (processes help CPU)"].holds is True
+    threads = "uwsgi: CPU-bound: 1x16 within 0.8-1.2 x 1x1 (threads do not: the GIL)"
+    assert verdicts[threads].holds is False
+    direct = verdicts["1x1: CPU-bound: nginx+uWSGI >= 0.85 x uWSGI alone (uwsgi-direct)"]
+    assert direct.holds is True and "server CPU per request 20.0 vs 19.0" in direct.figure
+    # not measured: no uwsgi-direct at 2x1, no gunicorn at all, no apache
+    assert verdicts["2x1: CPU-bound: nginx+uWSGI not below gunicorn"].holds is None
+    io = verdicts["I/O-bound, 2x16, >= 32 users: nginx+uWSGI >= 0.9 x the ceiling"]
+    assert io.holds is True and io.figure == "300.0 req/s / 320 = 0.94 x"
+    apache = "I/O-bound, 2x16, >= 32 users: Apache+mod_wsgi >= 0.9 x the ceiling"
+    assert verdicts[apache].holds is None
+    assert all(v.source == goals.ISSUE_6 for v in verdicts.values())
+
+
+def test_a_goal_notes_a_generator_bound_run():
+    r = run("uwsgi", C(2, 16), "io", 250, generator_bound=True, other_cores=0.5)
+    verdict = goals.ceiling_verdict(goals.GOALS[0], r)
+    assert verdict.holds is False
+    assert "generator-bound" in verdict.note and "0.50 cores" in verdict.note

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -80,7 +81,8 @@ STOP_SIGNALS = {
 }
 # an arbitrary UID with GID 0, as OpenShift runs containers
 ARBITRARY_USER = "12345:0"
-BUILD_TIMEOUT = 900
+# a cold build of every image, both CPython stages included, beside the tests
+BUILD_TIMEOUT = 1800
 UP_TIMEOUT = 180
 
 
@@ -170,20 +172,70 @@ def compose_run(
     return status, result
 
 
+# The session's image build: started in the background as soon as the
+# collection holds a container test (conftest.py), so that it runs while the
+# native tests do, instead of before them; build_images() waits for it. The
+# CPU-heavy steps inside it run niced (docker/build-python.sh,
+# docker/pip-install.sh), so the native tests' timings keep their CPU.
+_build: subprocess.Popen | None = None
+_build_log: Path | None = None
 _built = False
 
 
+def start_building_images() -> bool:
+    """Start ``docker compose build`` of every image in the background, once;
+    whether it started (not without an engine: the container tests then say why)."""
+    global _build, _build_log
+    if _build is not None or _built:
+        return True
+    if compose_problem() is not None or run(["docker", "info"], check=False).returncode != 0:
+        return False
+    fd, name = tempfile.mkstemp(prefix="wsgistack-build-", suffix=".log")
+    _build_log = Path(name)
+    with os.fdopen(fd, "w") as log:
+        _build = subprocess.Popen(
+            compose_command("--profile", "*", "build"),
+            cwd=ROOT,
+            env=compose_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    return True
+
+
+def stop_building_images() -> None:
+    """At the session's end: a background build nobody waited for is stopped."""
+    if _build is not None and _build.poll() is None:
+        _build.terminate()
+        try:
+            _build.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            _build.kill()
+
+
 def build_images() -> None:
-    """Build every image once per test session (warm layers make it quick)."""
+    """Every image built, once per test session: waits for the background
+    build, or builds now when none was started (warm layers make it quick)."""
     global _built
     if _built:
         return
-    result = compose("--profile", "*", "build", timeout=BUILD_TIMEOUT, check=False)
-    if result.returncode != 0:
+    if _build is None:
+        result = compose("--profile", "*", "build", timeout=BUILD_TIMEOUT, check=False)
+        returncode, output = result.returncode, result.stdout + result.stderr
+    else:
+        try:
+            returncode = _build.wait(timeout=BUILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _build.kill()
+            returncode = _build.wait()
+        output = _build_log.read_text(errors="replace") if _build_log else ""
+    if returncode != 0:
         hint = ""
-        if "debian:trixie-slim" in result.stdout + result.stderr:
+        if "debian:trixie-slim" in output:
             hint = "\nwithout Docker Hub, build the base image first: docker/build-base-image.sh"
-        pytest.fail(f"docker compose build failed{hint}\n{result.stderr[-6000:]}")
+        log = f" (log: {_build_log})" if _build is not None else ""
+        pytest.fail(f"docker compose build failed{log}{hint}\n{output[-6000:]}")
     _built = True
 
 

@@ -1,12 +1,19 @@
-"""The behaviour suite's machinery: a test marked ``@pytest.mark.behaviour("x")``
-runs against every stack that declares "x" in tests/integration/guarantees.py,
-started once per session (or fresh, for the tests that stop it).
+"""The server tier's machinery.
+
+- The behaviour suite: a test marked ``@pytest.mark.behaviour("x")`` runs
+  against every stack that declares "x" in tests/integration/guarantees.py,
+  started once per session (or fresh, for the tests that stop it).
+- The order: the tests that need the images run after the native ones, and
+  the image build starts in the background as soon as the collection is done,
+  so that it overlaps the native tests instead of preceding them (on a fresh
+  machine it is the CPython builds' 10 minutes).
 """
 
 from __future__ import annotations
 
 import pytest
 
+from tests.integration import compose
 from tests.integration.guarantees import BEHAVIOURS, STACK_SETTINGS
 from tests.integration.targets import make_target
 
@@ -28,6 +35,46 @@ def pytest_generate_tests(metafunc):
     name = marker.args[0]
     fixture = "fresh_stack" if "fresh_stack" in metafunc.fixturenames else "stack"
     metafunc.parametrize(fixture, stacks_with(name), indirect=True, scope=None)
+
+
+# the modules whose every test runs containers of the project's images; any
+# other test does when one of its parameters is a compose stack ("docker-...")
+IMAGE_MODULES = {
+    "test_containers",
+    "test_freethreaded",
+    "test_swarm",
+    "test_kubernetes_pod",
+    "test_bench_interpreter_images",
+}
+
+
+def needs_images(item) -> bool:
+    module = getattr(item, "module", None)
+    if module is not None and module.__name__.rpartition(".")[2] in IMAGE_MODULES:
+        return True
+    params = getattr(item, "callspec", None)
+    values = params.params.values() if params else ()
+    return any(isinstance(value, str) and value.startswith("docker-") for value in values)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """The native tests first, the container tests after them (a stable sort:
+    each group keeps pytest's order)."""
+    items.sort(key=needs_images)
+
+
+def pytest_collection_finish(session):
+    # only the order of the tests depends on needs_images: a container test
+    # outside it still waits for the build in compose.build_images()
+    if session.config.option.collectonly:
+        return
+    if any(needs_images(item) for item in session.items):
+        compose.start_building_images()
+
+
+def pytest_sessionfinish(session):
+    compose.stop_building_images()
 
 
 @pytest.fixture(scope="session")

@@ -97,12 +97,11 @@ RUN --mount=type=secret,id=ca_bundle,required=false \
 # control, with the GIL. Stages of their own: the layer cache builds each once
 # per machine (2-3 minutes with 2 cores).
 #   docker build --target gil --build-arg PYTHON_BUILD=gil --tag wsgistack-gil .
-# PYTHON_FT_VERSION, for both builds: the source package python$VERSION of the
-# base image's suite (trixie: 3.13); a newer one where the mirror serves it
-# re-measures the benchmark's interpreter axis with nothing else changed.
 ###############################################################################
 
 FROM debian:trixie-slim AS python-source
+# for both builds: the source package python$VERSION of the base image's suite;
+# a newer one re-measures the benchmark's interpreter axis, nothing else changed
 ARG PYTHON_FT_VERSION=3.13
 # deb-src: the image's own mirrors, also for source packages; the build
 # dependencies of CPython's optional modules that pip and the app need (ssl,

@@ -110,7 +110,7 @@ lint: venv ## ruff (lint and format), shellcheck and hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	shellcheck .ci/run $$(git ls-files '*.sh')
-	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/hadolint --config .hadolint.yaml Dockerfile
 
 .PHONY: format
 format: venv ## rewrite the code in ruff's format

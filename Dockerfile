@@ -190,11 +190,10 @@ COPY docker/memory_rule.py /usr/local/bin/
 COPY --chown=app:app wsgistack /srv/wsgistack
 COPY --chown=app:app deploy/uwsgi /srv/deploy/uwsgi
 COPY --chown=app:app app /srv/app
-# UWSGI_SOCKET: TCP, so that nginx in another container reaches it
-# the uwsgi stack's shape: processes of one thread each (harakiri is exact
-# only so, docs/nginx-uwsgi.md); the nginx image carries the same for its limits
-ENV UWSGI_SOCKET=0.0.0.0:3031 WSGI_PROCESSES=8 WSGI_THREADS=1 \
-    WSGISTACK_TEMPLATES=/srv/deploy/uwsgi/uwsgi.ini
+# UWSGI_SOCKET: TCP, so that nginx in another container reaches it. The worker
+# shape, unless set: uWSGI's own, processes of one thread each (the entrypoint
+# resolves it; wsgistack/settings.py says why)
+ENV UWSGI_SOCKET=0.0.0.0:3031 WSGISTACK_TEMPLATES=/srv/deploy/uwsgi/uwsgi.ini
 EXPOSE 3031
 # the socket speaks the uwsgi protocol, so the check does too
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
@@ -216,9 +215,9 @@ COPY --chown=app:app deploy/nginx /srv/deploy/nginx
 # the front page's CSS and JS, which nginx serves itself (STATIC_ROOT's
 # default beside /srv/wsgistack)
 COPY --chown=app:app app/static /srv/app/static
-# UWSGI_SOCKET: the uwsgi target's service name in compose.yaml
-ENV PORT=8080 UWSGI_SOCKET=uwsgi-app:3031 WSGI_PROCESSES=8 WSGI_THREADS=1 \
-    WSGISTACK_TEMPLATES=/srv/deploy/nginx
+# UWSGI_SOCKET: the uwsgi target's service name in compose.yaml. nginx's limits
+# count uWSGI's slots: the same worker shape as the uwsgi image, resolved alike
+ENV PORT=8080 UWSGI_SOCKET=uwsgi-app:3031 WSGISTACK_TEMPLATES=/srv/deploy/nginx
 EXPOSE 8080 8443
 # nginx finishes the requests in flight on SIGQUIT; SIGTERM would cut them
 STOPSIGNAL SIGQUIT

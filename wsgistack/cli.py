@@ -8,7 +8,6 @@ wsgistack render deploy/nginx --out /tmp/conf
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time
@@ -87,7 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
 def up_settings(args: argparse.Namespace) -> Settings:
     spec = get_stack(args.stack)
     overrides: dict[str, int | str] = {"PORT": args.port or spec.default_port}
-    overrides.update({k: v for k, v in spec.defaults.items() if k not in os.environ})
     if args.stack == "devserver":
         # the comparison's baseline: one process, one request at a time
         overrides.update(WSGI_PROCESSES=1, WSGI_THREADS=8 if args.threaded else 1)
@@ -97,7 +95,7 @@ def up_settings(args: argparse.Namespace) -> Settings:
         overrides["WSGI_THREADS"] = args.threads
     if args.request_timeout is not None:
         overrides["REQUEST_TIMEOUT"] = args.request_timeout
-    return Settings.from_env(**overrides)
+    return Settings.from_env(server=spec.server, **overrides)
 
 
 def cmd_up(args: argparse.Namespace) -> int:

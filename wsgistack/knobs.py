@@ -7,6 +7,10 @@ parsed, so that a default can follow another knob (UWSGI_SOCKET in RUN_DIR).
 It raises ValueError to say what is wrong; ``Settings.from_env`` names the
 knob, its value and its help in the SettingsError.
 
+A knob may have other defaults for some app servers (``servers``): the worker
+shape of uWSGI (wsgistack/settings.py says why). Such a knob left unset or
+empty takes the default of the app server the settings are for, else its own.
+
 Standard library only, as ``wsgistack.settings``.
 """
 
@@ -32,11 +36,22 @@ class Knob:
     default: int | str
     parse: Parse
     help: str
+    # app server -> its own default for this knob (APP_SERVERS)
+    servers: Mapping[str, int | str] = field(default_factory=dict)
+
+    def default_for(self, server: str) -> int | str:
+        return self.servers.get(server, self.default)
 
 
-def knob(default: int | str, parse: Parse, help: str) -> Any:
-    """A knob's declaration, as a field of Settings: its name is the field's."""
-    return field(metadata={"knob": (default, parse, help)})
+def knob(
+    default: int | str,
+    parse: Parse,
+    help: str,
+    servers: Mapping[str, int | str] | None = None,
+) -> Any:
+    """A knob's declaration, as a field of Settings: its name is the field's;
+    ``servers``: the app servers whose default differs from ``default``."""
+    return field(metadata={"knob": (default, parse, help, dict(servers or {}))})
 
 
 def text(raw: str, known: Mapping[str, Any]) -> str:

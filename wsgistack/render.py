@@ -11,6 +11,11 @@ The same code runs natively (``wsgistack up``) and in the container
 entrypoints, with the standard library only::
 
     python3 -m wsgistack.render deploy/nginx/nginx.conf --out /tmp/run
+
+A knob left unset or empty whose default differs by app server (uWSGI's worker
+shape, wsgistack/settings.py) takes the default of the server the folder
+configures (``SERVERS``), so a config rendered with no knobs set is the one
+`wsgistack up` and the images run.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from wsgistack import tls
+from wsgistack import cpus, tls
 from wsgistack.configs import apache_mod_wsgi, nginx, proxy
 from wsgistack.settings import Settings, SettingsError
 
@@ -34,6 +39,13 @@ FOLDERS: dict[str, tuple[Callable[[Settings], dict[str, str]], ...]] = {
     "apache-mod_wsgi": (proxy.values, apache_mod_wsgi.values),
     "uwsgi": (),
 }
+
+
+# the app server each folder's config is for, whose own knob defaults apply
+# (wsgistack/settings.py): nginx's limits count the slots of uWSGI behind it
+SERVERS: dict[str, str] = {"nginx": "uwsgi", "uwsgi": "uwsgi", "apache-mod_wsgi": "mod_wsgi"}
+# the knobs that size a server's workers, as --shape prints them
+SHAPE = ("WSGI_PROCESSES", "WSGI_THREADS", "NGINX_WORKERS")
 
 
 class RenderError(ValueError):
@@ -54,6 +66,15 @@ def render_text(text: str, values: Mapping[str, str], source: str = "<template>"
 def folder_of(template: Path) -> str:
     """The config folder of deploy/ a template is, or is in (FOLDERS); "" if none."""
     return next((part for part in reversed(template.parts) if part in FOLDERS), "")
+
+
+def server_of(templates: list[Path]) -> str:
+    """The app server these templates configure (SERVERS); "" for none. One
+    rendering configures one stack: templates of two servers are an error."""
+    servers = {SERVERS[folder] for t in templates if (folder := folder_of(t))}
+    if len(servers) > 1:
+        raise RenderError(f"templates of more than one app server: {', '.join(sorted(servers))}")
+    return servers.pop() if servers else ""
 
 
 def template_values(settings: Settings, folder: str) -> dict[str, str]:
@@ -97,12 +118,25 @@ def main(argv: list[str] | None = None) -> int:
         description="Fill the {{ PLACEHOLDERS }} of server configs from environment variables.",
     )
     parser.add_argument(
-        "templates", nargs="+", type=Path, help="config files or folders from deploy/"
+        "templates", nargs="*", type=Path, help="config files or folders from deploy/"
     )
-    parser.add_argument("--out", type=Path, required=True, help="folder to write them to")
+    parser.add_argument("--out", type=Path, help="folder to write them to")
+    parser.add_argument(
+        "--shape",
+        action="store_true",
+        help="print, instead, the worker counts these templates are rendered with, "
+        "as shell assignments (the images' entrypoint exports them)",
+    )
     args = parser.parse_args(argv)
+    if not args.shape and (args.out is None or not args.templates):
+        parser.error("templates and --out are required (or --shape)")
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(server=server_of(args.templates))
+        if args.shape:
+            # what the CPU count (the default of some) comes from, for the log
+            print(f"wsgistack.cpus: {cpus.detect().describe()}", file=sys.stderr)
+            print(" ".join(f"{name}={getattr(settings, name)}" for name in SHAPE))
+            return 0
         for template in args.templates:
             print(render_file(template, args.out, settings))
         # the files the configs name: a proxy's config with TLS=1 and no

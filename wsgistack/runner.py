@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -68,9 +68,9 @@ class StackSpec:
     # needs the app's virtualenv to be built on Debian's /usr/bin/python3
     # (uWSGI's python3 plugin and mod_wsgi embed that interpreter)
     needs_system_python: bool = False
-    # knob defaults of this stack where they differ from wsgistack.settings'
-    # (the environment and the command line still win)
-    defaults: Mapping[str, int] = field(default_factory=dict)
+    # the app server it runs (wsgistack.settings.APP_SERVERS), whose own knob
+    # defaults apply where it has any (the environment and the command line win)
+    server: str = ""
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -58,6 +58,22 @@ def tls_key(raw: str, known: Mapping[str, Any]) -> str:
     return made_tls_file(known, "key.pem")
 
 
+# the app servers settings can be for (``Settings.from_env(server=...)``):
+# where a knob's default differs between them, the server's applies
+APP_SERVERS = ("uwsgi", "mod_wsgi", "gunicorn", "granian", "devserver")
+
+# uWSGI's own worker shape: processes of one thread each. uWSGI 2.0's request
+# timeout (harakiri) is one deadline per worker process, re-armed by each
+# request that starts on any of its threads and cleared by each that ends, so
+# with threads a stuck request under traffic is not cut at REQUEST_TIMEOUT
+# (docs/nginx-uwsgi.md). 8 processes: eight requests at once, whatever the CPUs.
+# Every way to run the stack reads it from here: `wsgistack up`, `wsgistack
+# render` (deploy/uwsgi and deploy/nginx, whose limits count uWSGI's slots) and
+# the images' entrypoint, so compose, Swarm and Kubernetes leave both knobs
+# empty unless a user sets them.
+UWSGI_SHAPE = {"WSGI_PROCESSES": {"uwsgi": 8}, "WSGI_THREADS": {"uwsgi": 1}}
+
+
 # the knobs, with defaults that are safe for production on a small machine
 @dataclass(frozen=True)
 class Settings:
@@ -65,9 +81,17 @@ class Settings:
         "",
         cpus,
         "worker processes (uWSGI processes, mod_wsgi processes, gunicorn workers); "
-        "unset or empty: the CPUs available (cgroup quota, affinity)",
+        "unset or empty: the app server's default (uWSGI's is 8), else the CPUs available "
+        "(cgroup quota, affinity)",
+        servers=UWSGI_SHAPE["WSGI_PROCESSES"],
     )
-    WSGI_THREADS: int = knob(8, whole(1), "threads per worker process")
+    WSGI_THREADS: int = knob(
+        8,
+        whole(1),
+        "threads per worker process; unset or empty: the app server's default "
+        "(uWSGI's is 1: its request timeout is exact only so), else 8",
+        servers=UWSGI_SHAPE["WSGI_THREADS"],
+    )
     REQUEST_TIMEOUT: int = knob(
         30, whole(1), "seconds one request may run before the app server kills it"
     )
@@ -174,12 +198,21 @@ class Settings:
     )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: int | str) -> Settings:
-        """Defaults, then ``env`` (os.environ when None), then keyword overrides."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, server: str = "", **overrides: int | str
+    ) -> Settings:
+        """Defaults, then ``env`` (os.environ when None), then keyword overrides.
+        ``server``: the app server (APP_SERVERS) whose own defaults apply, if any;
+        a knob that has such defaults takes them when unset or empty."""
+        if server and server not in APP_SERVERS:
+            raise ValueError(f"unknown app server {server!r}: one of {', '.join(APP_SERVERS)}")
         env = os.environ if env is None else env
         known: dict[str, Any] = {}
         for k in KNOBS:
-            raw = str(overrides.get(k.env, env.get(k.env, k.default)))
+            given = overrides.get(k.env, env.get(k.env))
+            if given is None or (k.servers and not str(given).strip()):
+                given = k.default_for(server)
+            raw = str(given)
             try:
                 known[k.env] = k.parse(raw, known)
             except ValueError as exc:

@@ -92,7 +92,9 @@ def test_memory_limits_let_uwsgi_recycle_before_the_kernel_kills(compose_config)
     knobs = app["environment"]
     reload_on_rss = int(knobs["RELOAD_ON_RSS_MB"])
     assert reload_on_rss > 0, "RELOAD_ON_RSS_MB=0: workers are never recycled"
-    needed = memory_rule.needed_mb(int(knobs["WSGI_PROCESSES"]), reload_on_rss, _tmpfs_mb(app))
+    # the worker shape the entrypoint resolves from them (empty: uWSGI's own)
+    processes = Settings.from_env(knobs, server="uwsgi").WSGI_PROCESSES
+    needed = memory_rule.needed_mb(processes, reload_on_rss, _tmpfs_mb(app))
     limit = int(app["mem_limit"]) // 2**20
     assert needed <= limit, f"APP_MEMORY {limit} MB < {needed} MB the rule needs"
     nginx = compose_config["services"]["uwsgi-nginx"]

@@ -41,6 +41,7 @@ def pytest_generate_tests(metafunc):
 # other test does when one of its parameters is a compose stack ("docker-...")
 IMAGE_MODULES = {
     "test_containers",
+    "test_copied_defaults",
     "test_freethreaded",
     "test_swarm",
     "test_kubernetes_pod",

@@ -17,6 +17,7 @@ import pytest
 
 from tests.kubernetes.manifests import (
     ROOT,
+    SERVER,
     TARGETS,
     container,
     container_env,
@@ -56,7 +57,7 @@ pytestmark = pytest.mark.parametrize("target", sorted(TARGETS))
 
 def settings_of(target: str) -> Settings:
     """The settings the containers' entrypoint renders from (the ConfigMap)."""
-    return Settings.from_env(knobs(render(target)))
+    return Settings.from_env(knobs(render(target)), server=SERVER)
 
 
 def prestop_sleep(nginx: dict) -> int:
@@ -144,7 +145,7 @@ def test_memory_limit_lets_uwsgi_recycle_a_worker_first(target: str) -> None:
     s = settings_of(target)
     uwsgi = container(objects, "uwsgi")
     limits, requests = uwsgi["resources"]["limits"], uwsgi["resources"]["requests"]
-    processes = derived_count(knobs(objects)["WSGI_PROCESSES"], limits.get("cpu"))
+    processes = derived_count("WSGI_PROCESSES", knobs(objects)["WSGI_PROCESSES"], limits.get("cpu"))
     assert s.RELOAD_ON_RSS_MB > 0, "without reload-on-rss the kernel's OOM killer is the limit"
     needed = processes * s.RELOAD_ON_RSS_MB + UWSGI_MEMORY_HEADROOM_MIB
     assert mebibytes(limits["memory"]) >= needed, (limits["memory"], needed)
@@ -156,16 +157,25 @@ def test_memory_limit_lets_uwsgi_recycle_a_worker_first(target: str) -> None:
     assert cpus(requests["cpu"]) > 0
 
 
+def test_uwsgi_runs_processes_of_one_thread(target: str) -> None:
+    """The shape the entrypoint resolves from the ConfigMap: one thread per
+    uWSGI process, so that harakiri cuts a stuck request under traffic
+    (docs/nginx-uwsgi.md); nginx's limits are rendered from the same knobs."""
+    s = settings_of(target)
+    assert (s.WSGI_PROCESSES, s.WSGI_THREADS) == (8, 1)
+    objects = render(target)
+    assert container_env(objects, "uwsgi") == container_env(objects, "nginx") | {
+        "UWSGI_SOCKET": container_env(objects, "uwsgi")["UWSGI_SOCKET"]
+    }
+
+
 def test_worker_counts_follow_the_cpu_limits(target: str) -> None:
     objects = render(target)
     for name, knob in (("uwsgi", "WSGI_PROCESSES"), ("nginx", "NGINX_WORKERS")):
         env = container_env(objects, name)
         cpu_limit = container(objects, name)["resources"]["limits"].get("cpu")
-        count = derived_count(env[knob], cpu_limit)
-        assert count >= 1
-        if not env[knob].strip():
-            # the entrypoint would size from the quota: it must exist
-            assert cpu_limit, f"{name}: {knob} empty and no CPU limit to follow"
+        # empty: uWSGI's own default, or the quota (which must then exist)
+        assert derived_count(knob, env[knob], cpu_limit) >= 1
 
 
 def test_the_socket_is_shared_by_the_two_containers_only(target: str) -> None:

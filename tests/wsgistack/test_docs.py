@@ -39,6 +39,8 @@ def knob_table() -> str:
     lines = ["| knob | default | what |", "|---|---|---|"]
     for knob in KNOBS:
         default = f"`{knob.default}`" if str(knob.default) != "" else "empty"
+        # an app server's own default, for the knobs that have one
+        default += "".join(f"; {server}: `{value}`" for server, value in knob.servers.items())
         what = knob.help.replace("|", "\\|")
         lines.append(f"| `{knob.env}` | {default} | {what} |")
     return "\n".join(lines) + "\n"

@@ -42,9 +42,25 @@ def test_worker_counts_unset_or_empty_follow_the_cpus_this_process_may_use(knob)
 
 @pytest.mark.parametrize("value", ["two", "1.5", "", "-1", "١", "0x10", "1e3"])
 def test_a_number_that_is_not_a_whole_number_is_refused_with_the_knob_and_its_help(value):
-    message = rf"^WSGI_THREADS='{value}': expected a whole number \(threads per worker process\)$"
+    message = rf"^LISTEN_BACKLOG='{value}': expected a whole number \(connections queued at "
     with pytest.raises(SettingsError, match=message):
-        Settings.from_env({"WSGI_THREADS": value})
+        Settings.from_env({"LISTEN_BACKLOG": value})
+
+
+def test_the_worker_shape_unset_or_empty_is_the_app_servers_own():
+    cpus = available_cpus()
+    for env in ({}, {"WSGI_PROCESSES": "", "WSGI_THREADS": " "}):
+        # uWSGI: processes of one thread each, whatever the CPUs
+        uwsgi = Settings.from_env(env, server="uwsgi")
+        assert (uwsgi.WSGI_PROCESSES, uwsgi.WSGI_THREADS) == (8, 1)
+        for server in ("", "mod_wsgi", "gunicorn", "granian"):
+            other = Settings.from_env(env, server=server)
+            assert (cpus, 8) == (other.WSGI_PROCESSES, other.WSGI_THREADS), server
+    # a value set wins for every server
+    given = Settings.from_env({"WSGI_THREADS": "4"}, server="uwsgi", WSGI_PROCESSES=2)
+    assert (given.WSGI_PROCESSES, given.WSGI_THREADS) == (2, 4)
+    with pytest.raises(ValueError, match="unknown app server 'uswgi'"):
+        Settings.from_env({}, server="uswgi")
 
 
 def test_numbers_may_carry_spaces():

@@ -201,12 +201,14 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
 CMD ["uwsgi", "--ini", "/tmp/wsgistack/uwsgi.ini"]
 
 # no app and no venv: the renderer needs the standard library only;
-# openssl makes the throwaway certificate when TLS=1 and none is mounted
+# openssl makes the throwaway certificate when TLS=1 and none is mounted;
+# media-types: Debian's /etc/mime.types, which the static files' types are
+# rendered from (deploy/nginx/mime.types)
 FROM runtime AS nginx
 ARG UID GID
 USER 0
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx openssl \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx openssl media-types \
     && rm -rf /var/lib/apt/lists/*
 USER ${UID}:${GID}
 COPY --chown=app:app wsgistack /srv/wsgistack
@@ -230,12 +232,13 @@ CMD ["nginx", "-e", "stderr", "-p", "/tmp/wsgistack/nginx", "-c", "nginx.conf"]
 # targets add the interpreter, the venv with mod_wsgi (httpd.conf's LoadModule
 # finds it from VENV) and the source. apache2-bin: the server and its modules,
 # without the apache2 package's perl, scripts and Debian site layout that a
-# rendered httpd.conf does not use; openssl as in nginx
+# rendered httpd.conf does not use; openssl and media-types (/etc/mime.types,
+# TypesConfig) as in nginx
 FROM runtime AS apache-server
 ARG UID GID
 USER 0
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends apache2-bin openssl \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends apache2-bin openssl media-types \
     && rm -rf /var/lib/apt/lists/*
 USER ${UID}:${GID}
 ENV PORT=8081 WSGISTACK_TEMPLATES=/srv/deploy/apache-mod_wsgi

@@ -81,7 +81,10 @@ def template_values(settings: Settings, folder: str) -> dict[str, str]:
     """The knobs, and what the folder's modules derive from them."""
     values = settings.as_env()
     for derive in FOLDERS.get(folder, ()):
-        values.update(derive(settings))
+        try:
+            values.update(derive(settings))
+        except OSError as exc:  # a file a derived value is read from
+            raise RenderError(f"{folder}: {exc}") from None
     return values
 
 

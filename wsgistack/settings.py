@@ -41,8 +41,45 @@ from wsgistack.knobs import Knob, SettingsError, addresses, cpus, knob, or_else,
 PROXY_MARGIN = 5
 # seconds a graceful stop waits beyond the proxy timeout before it kills
 STOP_MARGIN = 10
+# seconds the proxy keeps an idle keep-alive connection beyond the balancer's
+# BALANCER_IDLE_TIMEOUT: the balancer must always be the one that closes it, or
+# it may send a request on a connection the proxy is closing (a 502 at the
+# balancer); 20 s covers timer granularity and a slow FIN
+KEEPALIVE_MARGIN = 20
+# the proxy's Content-Security-Policy by default (CONTENT_SECURITY_POLICY):
+# what a plain server-rendered app needs, inline styles and scripts (a
+# `style=` attribute, an `onclick="return confirm(...)"`) and files from https:
+# CDNs, and nothing a page should not do: no plugins, no <base> pointing
+# elsewhere, forms posting only to this site, no framing by other sites, no
+# fetch, XHR or WebSocket to other origins, nothing over plain http:
+# (docs/edge.md says how to tighten it)
+DEFAULT_CSP = (
+    "default-src 'self'; "
+    "script-src 'self' https: 'unsafe-inline'; "
+    "style-src 'self' https: 'unsafe-inline'; "
+    "img-src 'self' https: data:; "
+    "font-src 'self' https: data:; "
+    "object-src 'none'; "
+    "base-uri 'self'; "
+    "form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 # the app's static files (the front page's CSS and JS), beside this package
 APP_STATIC = Path(__file__).resolve().parents[1] / "app" / "static"
+
+
+def policy(raw: str, known: Mapping[str, Any]) -> str:
+    """A Content-Security-Policy; empty: DEFAULT_CSP; "none" (kept as it is): the
+    proxies send none. Both render it inside double quotes, where nginx would
+    expand a $ and Apache a %, so those, quotes, backslashes and control
+    characters are refused."""
+    value = raw.strip()
+    if not value:
+        return DEFAULT_CSP
+    bad = sorted({c for c in value if c in '"\\$%' or not c.isprintable()})
+    if bad:
+        raise ValueError(f"must not contain {''.join(bad)!r}")
+    return value
 
 
 def made_tls_file(known: Mapping[str, Any], name: str) -> str:
@@ -158,6 +195,34 @@ class Settings:
         addresses,
         "addresses/CIDRs of load balancers whose X-Forwarded-For, X-Forwarded-Proto and "
         "X-Request-ID are believed (space-separated; empty: none)",
+    )
+    REDIRECT_TO_HTTPS: int = knob(
+        1,
+        switch,
+        "1: a request that came over plain HTTP is redirected (308) to HTTPS where HTTPS is "
+        "served: by the proxy (TLS=1, to TLS_PUBLIC_PORT) or by a trusted balancer that "
+        "reported X-Forwarded-Proto: http (to its port 443); 0: never (a balancer without HTTPS)",
+    )
+    HSTS_INCLUDE_SUBDOMAINS: int = knob(
+        0,
+        switch,
+        "1: the HSTS header sent over HTTPS covers every subdomain too (includeSubDomains, as "
+        "Mozilla's generator writes it): only once every subdomain serves HTTPS",
+    )
+    BALANCER_IDLE_TIMEOUT: int = knob(
+        600,
+        whole(1),
+        "seconds the load balancer in front keeps an idle connection to the proxy open; the "
+        "proxy keeps idle connections KEEPALIVE_MARGIN (20) s longer, so the balancer closes "
+        "first. 600: Google Cloud's fixed backend keepalive, above the defaults of AWS's ALB "
+        "(60) and Azure Load Balancer (240)",
+    )
+    CONTENT_SECURITY_POLICY: str = knob(
+        "",
+        policy,
+        "the Content-Security-Policy the proxy sends; empty: one that lets a server-rendered "
+        "app use inline styles and scripts and https: CDNs (docs/edge.md says what to tighten); "
+        "none: no header, the app's own",
     )
     SLOW_REQUEST_MS: int = knob(
         1000,

@@ -5,6 +5,7 @@ from dataclasses import fields
 import pytest
 
 from wsgistack.cpus import available_cpus
+from wsgistack.knobs import switch
 from wsgistack.settings import APP_STATIC, KNOBS, Settings, SettingsError
 
 NUMBERS = [f.name for f in fields(Settings) if f.type == "int"]
@@ -71,7 +72,7 @@ def test_numbers_may_carry_spaces():
 def test_each_number_has_its_least_value(knob):
     # 0 means "never", "none" or "the default" for these; everything else needs 1
     may_be_zero = {"MAX_BODY_BYTES", "MAX_REQUESTS", "RELOAD_ON_RSS_MB", "TLS_PUBLIC_PORT"}
-    switches = {"TLS", "MOD_WSGI_FREE_THREADING"}
+    switches = {k.env for k in KNOBS if k.parse is switch}
     if knob in may_be_zero | switches:
         Settings.from_env({knob: "0"})
     else:

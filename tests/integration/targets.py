@@ -151,6 +151,10 @@ class NativeTarget:
         if self._log is not None:
             self._log.close()
 
+    def beside_proxy(self, script: str) -> subprocess.CompletedProcess:
+        """A shell script run where the proxy runs: here, natively."""
+        return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60)
+
     def processes(self, name: str) -> list[int]:
         """Pids of this stack's processes whose command line holds ``name``."""
         children: dict[int, list[int]] = {}
@@ -321,6 +325,11 @@ class ComposeTarget:
         path = self.log_path.with_suffix(".ca.pem")
         path.write_text(pem)
         return path
+
+    def beside_proxy(self, script: str) -> subprocess.CompletedProcess:
+        """A shell script run where the proxy runs: in its container."""
+        service = compose.SERVICES[self.profile][0]
+        return self._compose("exec", "-T", service, "sh", "-c", script, check=False)
 
     def recreate(self, service: str) -> None:
         """A new container for ``service``, as a deploy of a new release makes

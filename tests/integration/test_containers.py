@@ -52,6 +52,7 @@ from tests.integration.compose import (
     rendered_config,
 )
 from wsgistack.runner import http_get as runner_http_get
+from wsgistack.settings import Settings
 from wsgistack.wait import wait_until
 
 
@@ -126,6 +127,25 @@ def test_image_runs_as_non_root(images, target: str) -> None:
     assert user and user.split(":")[0] not in ("0", "root"), user
     uid = docker("run", "--rm", "--entrypoint", "id", image, "-u").stdout.strip()
     assert uid != "0"
+
+
+@pytest.mark.parametrize("target", ["uwsgi", "nginx"])
+def test_the_uwsgi_stacks_images_with_no_knobs_run_processes_of_one_thread(images, target) -> None:
+    """The images as `docker run` starts them, no knob set: the entrypoint
+    resolves uWSGI's own shape (wsgistack/settings.py) and renders it; uWSGI
+    reads its file back, nginx's limits count the same slots."""
+    shape = Settings.from_env({}, server="uwsgi")
+    run_with = ["run", "--rm", "--read-only", "--tmpfs", "/tmp:size=64m", images[target]]
+    if target == "uwsgi":
+        ini = "/tmp/wsgistack/uwsgi.ini"
+        ran = docker(*run_with, "sh", "-c", f"uwsgi --ini {ini} --get processes --get threads")
+        assert ran.stdout.split() == [str(shape.WSGI_PROCESSES), str(shape.WSGI_THREADS)]
+    else:
+        site = "/tmp/wsgistack/nginx/snippets/proxy-to-app.conf"
+        ran = docker(*run_with, "grep", "-h", "^limit_conn in_flight", site)
+        assert ran.stdout.strip() == f"limit_conn in_flight {shape.PROXY_MAX_CONNS};"
+    assert (shape.WSGI_PROCESSES, shape.WSGI_THREADS) == (8, 1)
+    assert "WSGI_PROCESSES=8 WSGI_THREADS=1 " in ran.stderr, ran.stderr
 
 
 def test_uwsgi_image_warns_when_the_memory_limit_breaks_the_rule(images) -> None:
@@ -239,7 +259,9 @@ def test_uwsgi_memory_is_what_the_rule_assumes(compose_stack: str) -> None:
     rss = json.loads(docker("exec", app, "/usr/bin/python3", "-c", PROCESS_RSS).stdout)
     masters = [mb for args, mbs in rss.items() if "uWSGI master" in args for mb in mbs]
     workers = [mb for args, mbs in rss.items() if "uWSGI worker" in args for mb in mbs]
-    assert len(masters) == 1 and len(workers) == int(service["environment"]["WSGI_PROCESSES"]), rss
+    # the worker count the entrypoint resolved from the knobs (empty: uWSGI's own)
+    processes = Settings.from_env(service["environment"], server="uwsgi").WSGI_PROCESSES
+    assert len(masters) == 1 and len(workers) == processes, rss
     assert masters[0] <= memory_rule.MASTER_MB, rss
     assert max(workers) < int(service["environment"]["RELOAD_ON_RSS_MB"]), rss
 

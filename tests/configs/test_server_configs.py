@@ -176,21 +176,6 @@ def test_gixy_finds_nothing_in_the_rendered_nginx_config(tmp_path, knobs):
     assert re.search(r"Low: 0\s+Medium: 0\s+High: 0", result.stdout), result.stdout[-3000:]
 
 
-# the idle timeout of the usual load balancers (AWS ALB, GCP, Azure: 60 s)
-BALANCER_IDLE_TIMEOUT = 60
-
-
-def test_client_keepalive_outlives_a_balancers_idle_timeout(tmp_path):
-    conf_dir, _ = rendered(tmp_path, "nginx")
-    conf = (conf_dir / "nginx.conf").read_text()
-    keepalive = int(re.search(r"^\s*keepalive_timeout (\d+)s;", conf, re.M).group(1))
-    assert keepalive > BALANCER_IDLE_TIMEOUT
-    apache_dir, _ = rendered(tmp_path, "apache-mod_wsgi")
-    httpd = (apache_dir / "httpd.conf").read_text()
-    apache_keepalive = re.findall(r"^KeepAliveTimeout (\d+)$", httpd, re.M)
-    assert len(apache_keepalive) == 1 and int(apache_keepalive[0]) > BALANCER_IDLE_TIMEOUT
-
-
 @pytest.mark.parametrize("request_timeout", [3, 30])
 def test_nginx_can_retry_a_dead_replica_inside_the_retry_window(tmp_path, request_timeout):
     """A connection to a replica that is gone times out; the retry on the next

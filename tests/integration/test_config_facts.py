@@ -48,6 +48,7 @@ STATIC_FILES = {
 # an inline script, an inline event handler, a CDN's stylesheet and script
 PAGE = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>plain app</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="{CDN}/lib.css">
 <style>#block {{ color: rgb(0, 128, 0); }}</style>
 <script src="{CDN}/lib.js"></script>

@@ -263,7 +263,9 @@ def test_uwsgi_memory_is_what_the_rule_assumes(compose_stack: str) -> None:
     processes = Settings.from_env(service["environment"], server="uwsgi").WSGI_PROCESSES
     assert len(masters) == 1 and len(workers) == processes, rss
     assert masters[0] <= memory_rule.MASTER_MB, rss
-    assert max(workers) < int(service["environment"]["RELOAD_ON_RSS_MB"]), rss
+    # with the room docs/configuration.md asks of RELOAD_ON_RSS_MB: at least 1.5
+    # x a served worker (below its RSS a worker is recycled after every request)
+    assert max(workers) * 1.5 <= int(service["environment"]["RELOAD_ON_RSS_MB"]), rss
 
 
 def test_locust_master_sees_its_workers(images) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -62,6 +63,21 @@ def steady_get_mix(base_url: str) -> Iterator[list[SteadyTraffic]]:
 def outcomes_of(traffic: list[SteadyTraffic]) -> tuple[list, list]:
     """(every outcome, the failed ones)."""
     return [o for t in traffic for o in t.outcomes], [o for t in traffic for o in t.failed]
+
+
+def nginx_upstream_errors(lines: int = 400) -> str:
+    """nginx's own reasons for the failed requests: its error log's upstream
+    lines (nginx logs errors to stderr, which `service logs` keeps apart)."""
+    service = swarm.service_name(NAME, swarm.PROXY_SERVICE)
+    logs = subprocess.run(
+        ["docker", "service", "logs", "--raw", "--tail", str(lines), service],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    found = [line for line in (logs.stdout + logs.stderr).splitlines() if "upstream" in line]
+    return "\n".join(found)[-4000:]
 
 
 def app_containers() -> set[str]:
@@ -141,7 +157,7 @@ def test_rolling_update_under_load_loses_nothing(stack):
     assert len(outcomes) > 50, f"too little traffic to prove anything: {len(outcomes)}"
     assert not failed, (
         f"{len(failed)} of {len(outcomes)} requests failed during {UPDATES} rolling "
-        f"updates ({took:.0f} s): {failed[:5]}"
+        f"updates ({took:.0f} s): {failed[:5]}\nnginx:\n{nginx_upstream_errors()}"
     )
     swarm.wait_ready(NAME, 2, PORT, timeout=60)
 
@@ -167,7 +183,10 @@ def test_killed_replica_heals_without_failed_gets(stack):
     outcomes, failed = outcomes_of(traffic)
     assert len(app_containers() - before) == 1, "no replacement task started"
     assert len(outcomes) > 50, f"too little traffic to prove anything: {len(outcomes)}"
-    assert not failed, f"{len(failed)} of {len(outcomes)} GETs failed: {failed[:5]}"
+    assert not failed, (
+        f"{len(failed)} of {len(outcomes)} GETs failed: {failed[:5]}\n"
+        f"nginx:\n{nginx_upstream_errors()}"
+    )
 
 
 def test_stack_is_removed_cleanly(stack):

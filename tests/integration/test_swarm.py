@@ -94,7 +94,7 @@ def stack() -> Iterator[str]:
     problem = engine_problem()
     if problem:
         pytest.skip(problem)
-    build_images()
+    build_images(cpython=False)
     # leftovers of an interrupted run (no-op when none, or not in swarm mode)
     swarm.remove(NAME)
     with swarm.deployed(2, name=NAME, port=PORT, image_tag=IMAGE_TAG, env=STACK_ENV) as url:
@@ -201,6 +201,7 @@ def test_the_benchmark_loads_the_swarm_stack(tmp_path, monkeypatch):
     its workloads through nginx and removes it again."""
     from wsgistack import cli
 
+    build_images(cpython=False)
     monkeypatch.setenv("IMAGE_TAG", IMAGE_TAG)
     out = tmp_path / "report"
     code = cli.main(

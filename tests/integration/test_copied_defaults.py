@@ -42,7 +42,7 @@ def env_example_stack(tmp_path_factory) -> Iterator[str]:
     problem = compose_engine_problem()
     if problem:
         pytest.skip(problem)
-    build_images()
+    build_images(cpython=False)
     env_file = tmp_path_factory.mktemp("env-example") / ".env"
     shutil.copy(ROOT / ".env.example", env_file)
     port = find_free_port()

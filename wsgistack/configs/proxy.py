@@ -20,4 +20,7 @@ def values(s: Settings) -> dict[str, str]:
         # (wsgistack/settings.py)
         "PROXY_TIMEOUT": str(s.PROXY_TIMEOUT),
         "PROXY_MAX_CONNS": str(s.PROXY_MAX_CONNS),
+        # the status page for the proxy's Prometheus exporter, on STATUS_PORT
+        # (METRICS=1): status.d/*.conf, else a pattern that matches no file
+        "STATUS_SITES": "status.d/*.conf" if s.METRICS else "status.d/*.disabled",
     }

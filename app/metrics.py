@@ -126,6 +126,12 @@ class MetricsMiddleware:
         cpu_start = time.thread_time()
         try:
             return self.wsgi_app(environ, record_status)
+        except BaseException as exc:
+            # mod_wsgi 6 raises its RequestTimeout in a request past
+            # request-timeout, and app.wsgi answers the client a 504
+            if type(exc).__name__ == "RequestTimeout":
+                status = "504"
+            raise
         finally:
             cpu = time.thread_time() - cpu_start
             wall = time.perf_counter() - wall_start

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wsgistack.configs import apache_mod_wsgi, nginx, proxy
+from wsgistack.configs import apache_mod_wsgi, nginx, proxy, uwsgi
 from wsgistack.render import (
     FOLDERS,
     PLACEHOLDER,
@@ -56,7 +56,8 @@ def test_a_template_gets_the_values_of_the_folder_it_is_in():
     s = Settings.from_env({})
     assert "NGINX_TRUSTED_GEO" in template_values(s, "nginx")
     assert "NGINX_TRUSTED_GEO" not in template_values(s, "apache-mod_wsgi")
-    assert template_values(s, "uwsgi") == template_values(s, "") == s.as_env()
+    assert template_values(s, "") == s.as_env()
+    assert template_values(s, "uwsgi") == {**s.as_env(), "UWSGI_METRICS": uwsgi.metrics_lines(s)}
 
 
 def test_render_fills_placeholders_and_leaves_server_variables_alone():

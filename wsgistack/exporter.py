@@ -432,10 +432,17 @@ def registry_for(
     return registry
 
 
-def serve(server: str, settings: Settings) -> threading.Thread:
-    """Serve the registry on BIND_ADDRESS:METRICS_PORT from a daemon thread."""
+def serve(server: str, settings: Settings) -> threading.Thread | None:
+    """Serve the registry on BIND_ADDRESS:METRICS_PORT from a daemon thread.
+    A port in use costs the metrics, not the server: said on stderr, and
+    Prometheus reports the target down."""
     registry = registry_for(server, settings)
-    _, thread = start_http_server(settings.METRICS_PORT, settings.BIND_ADDRESS, registry)
+    try:
+        _, thread = start_http_server(settings.METRICS_PORT, settings.BIND_ADDRESS, registry)
+    except OSError as exc:
+        address = f"{settings.BIND_ADDRESS}:{settings.METRICS_PORT}"
+        print(f"exporter: no metrics on {address}: {exc}", file=sys.stderr, flush=True)
+        return None
     return thread
 
 
@@ -450,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     thread = serve(args.server, settings)
+    if thread is None:
+        return 1
     print(
         f"exporter: {args.server} metrics on {settings.BIND_ADDRESS}:{settings.METRICS_PORT}",
         file=sys.stderr,

@@ -66,6 +66,8 @@ IMAGES = {
         "freethreaded",
         "gil",
         "apache-freethreaded",
+        "prometheus",
+        "exporters",
     )
 }
 STOP_SIGNALS = {
@@ -78,6 +80,9 @@ STOP_SIGNALS = {
     "freethreaded": "SIGTERM",
     "gil": "SIGTERM",
     "apache-freethreaded": "SIGWINCH",
+    # Prometheus closes its storage cleanly on SIGTERM; the exporters hold nothing
+    "prometheus": "SIGTERM",
+    "exporters": "SIGTERM",
 }
 # an arbitrary UID with GID 0, as OpenShift runs containers
 ARBITRARY_USER = "12345:0"

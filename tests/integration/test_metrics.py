@@ -140,7 +140,8 @@ KILL = """
 import os, pathlib, signal, sys
 for proc in sorted(pathlib.Path("/proc").glob("[0-9]*"), key=lambda p: int(p.name)):
     try:
-        if int(proc.name) != os.getpid() and sys.argv[1].encode() in (proc / "cmdline").read_bytes():
+        found = sys.argv[1].encode() in (proc / "cmdline").read_bytes()
+        if found and int(proc.name) != os.getpid():
             os.kill(int(proc.name), signal.SIGKILL)
             print(proc.name)
             break

@@ -33,6 +33,8 @@ from typing import Any
 from flask import Flask, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
+from app.timing import CPU_KEY
+
 # the route label of a request no URL rule matched (404, 405)
 UNMATCHED = "<unmatched>"
 # every method HTTP defines (RFC 9110, PATCH: RFC 5789); any other is "other"
@@ -52,6 +54,26 @@ def buckets(request_timeout: float) -> tuple[float, ...]:
     """The histogram's upper bounds for a request timeout of that many seconds."""
     timeout = float(request_timeout)
     return tuple(sorted({b for b in LADDER if b < timeout} | {timeout / 2, timeout}))
+
+
+# this process's pid, kept current across forks. prometheus_client calls
+# os.getpid() at every write, to notice a fork; that is a third of a
+# counter's cost, and the servers all run Python's at-fork hooks (os.fork,
+# multiprocessing, uWSGI's python plugin: PyOS_AfterFork_Child; mod_wsgi
+# starts Python after its fork), so the pid is read once per process instead.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def process_id() -> int:
+    return _pid
 
 
 def multiprocess() -> bool:
@@ -123,7 +145,6 @@ class MetricsMiddleware:
 
         metrics.in_flight.inc()
         wall_start = time.perf_counter()
-        cpu_start = time.thread_time()
         try:
             return self.wsgi_app(environ, record_status)
         except BaseException as exc:
@@ -133,8 +154,11 @@ class MetricsMiddleware:
                 status = "504"
             raise
         finally:
-            cpu = time.thread_time() - cpu_start
             wall = time.perf_counter() - wall_start
+            # measured by ServerTimingMiddleware (app/timing.py), inside this
+            # one: the thread's CPU clock is a system call, read once; none
+            # for a request that raised past the app
+            cpu = environ.get(CPU_KEY, 0.0)
             metrics.in_flight.dec()
             route = environ.get(ROUTE_KEY, UNMATCHED)
             method = environ.get("REQUEST_METHOD", "")
@@ -157,6 +181,9 @@ def init_app(app: Flask) -> None:
     registry of its own when the config says ``METRICS=True``."""
     if multiprocess():
         registry = None
+        if not getattr(values.ValueClass, "_wsgistack", False):
+            values.ValueClass = values.MultiProcessValue(process_id)
+            values.ValueClass._wsgistack = True
     elif app.config.get("METRICS"):
         registry = CollectorRegistry()
     else:

@@ -153,7 +153,8 @@ for proc in sorted(pathlib.Path("/proc").glob("[0-9]*"), key=lambda p: int(p.nam
 # for uWSGI's min-worker-lifetime of 10 s; mod_wsgi's maximum-requests=25
 # recycles the daemons meanwhile), then one killed
 RECYCLE = {"uwsgi": ["sh", "-c", "echo c > /tmp/wsgistack/uwsgi.fifo"], "apache": None}
-KILLED = {"uwsgi": "uWSGI worker 1", "apache": "(wsgi:app)"}
+KILLED = {"uwsgi": "uWSGI worker", "apache": "(wsgi:app)"}
+RESPAWNS = "sum by (job) (uwsgi_worker_respawns_total)"
 SERVICE = {"uwsgi": "uwsgi-app", "apache": "apache"}
 
 
@@ -167,6 +168,13 @@ def test_every_target_is_up_and_the_counter_is_exactly_n_across_recycling(stack:
         statuses = get_many(stack.url(name), paths[: N // 3], clients=4)
         if RECYCLE[name]:
             docker("exec", container(SERVICE[name]), *RECYCLE[name])
+            # the chain reload done: both workers replaced, one after the other
+            wait_until(
+                lambda: stack.value(RESPAWNS).get("uwsgi", 0) >= 2,
+                timeout=20,
+                interval=0.3,
+                what="both uWSGI workers respawned",
+            )
         statuses += get_many(stack.url(name), paths[N // 3 : 2 * N // 3], clients=4)
         killed = docker("exec", container(SERVICE[name]), "python3", "-c", KILL, KILLED[name])
         assert killed.stdout.strip(), f"no {KILLED[name]} in {name}"
@@ -186,13 +194,12 @@ def test_every_target_is_up_and_the_counter_is_exactly_n_across_recycling(stack:
         up.setdefault(result["metric"]["job"], []).append(float(result["value"][1]))
     assert up == {job: [1.0] * count for job, count in JOBS.items()}
     # uWSGI counts the respawns itself: two recycled, one killed
-    respawns = "sum by (job) (uwsgi_worker_respawns_total)"
     wait_until(
-        lambda: stack.value(respawns).get("uwsgi", 0) >= 3,
+        lambda: stack.value(RESPAWNS).get("uwsgi", 0) >= 3,
         timeout=15,
         interval=0.5,
         what="three uWSGI respawns counted",
-        detail=lambda: stack.value(respawns),
+        detail=lambda: stack.value(RESPAWNS),
     )
 
     # one file per live worker and kind, and the archive: none of the dead

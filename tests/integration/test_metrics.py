@@ -148,6 +148,18 @@ for proc in sorted(pathlib.Path("/proc").glob("[0-9]*"), key=lambda p: int(p.nam
     except OSError:
         pass
 """
+# the resident MB of the processes whose command line has MARKER
+RSS = """
+import pathlib, sys
+for proc in pathlib.Path("/proc").glob("[0-9]*"):
+    try:
+        if sys.argv[1].encode() in (proc / "cmdline").read_bytes() and proc.name != "self":
+            status = (proc / "status").read_text().splitlines()
+            kb = [int(line.split()[1]) for line in status if line.startswith("VmRSS:")]
+            print(proc.name, kb[0] // 1024)
+    except (OSError, IndexError):
+        pass
+"""
 # how each stack's workers are replaced between the thirds of the requests:
 # recycled (uWSGI's chain reload through its master FIFO: MAX_REQUESTS waits
 # for uWSGI's min-worker-lifetime of 10 s; mod_wsgi's maximum-requests=25
@@ -215,6 +227,9 @@ def test_every_target_is_up_and_the_counter_is_exactly_n_across_recycling(stack:
         detail=lambda: str(files()),
     )
     assert {"counter_archive.db", "histogram_archive.db"} <= set(files())
+    # what the exporter process weighs beside uWSGI's master
+    rss = docker("exec", container("uwsgi-app"), "python3", "-c", RSS, "wsgistack.exporter")
+    print(f"uwsgi-app's exporter: {rss.stdout.strip()} MB resident")
 
 
 def test_no_metrics_or_status_port_is_reachable_from_outside(stack: Stack):

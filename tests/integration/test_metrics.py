@@ -150,10 +150,11 @@ for proc in sorted(pathlib.Path("/proc").glob("[0-9]*"), key=lambda p: int(p.nam
 """
 # the resident MB of the processes whose command line has MARKER
 RSS = """
-import pathlib, sys
+import os, pathlib, sys
 for proc in pathlib.Path("/proc").glob("[0-9]*"):
     try:
-        if sys.argv[1].encode() in (proc / "cmdline").read_bytes() and proc.name != "self":
+        found = sys.argv[1].encode() in (proc / "cmdline").read_bytes()
+        if found and int(proc.name) != os.getpid():
             status = (proc / "status").read_text().splitlines()
             kb = [int(line.split()[1]) for line in status if line.startswith("VmRSS:")]
             print(proc.name, kb[0] // 1024)

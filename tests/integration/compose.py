@@ -54,6 +54,8 @@ SERVICES = {
     "granian": ("granian",),
     "freethreaded": ("granian-ft", "gunicorn-ft", "granian-gil", "apache-ft"),
 }
+# the Prometheus exporters that run beside a stack's proxy in its profile
+EXPORTERS = {"uwsgi": ("uwsgi-nginx-exporter",), "apache": ("apache-exporter",)}
 IMAGES = {
     target: f"wsgistack-{target}:{IMAGE_TAG}"
     for target in (

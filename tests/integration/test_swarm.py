@@ -99,7 +99,8 @@ def test_serves_through_nginx_from_two_replicas(stack):
 def test_containers_are_hardened_as_in_compose(stack):
     ids = swarm.docker("ps", "--quiet", "--filter", f"label=com.docker.stack.namespace={NAME}")
     containers = json.loads(swarm.docker("inspect", *ids.split()))
-    assert len(containers) == 3
+    # two app replicas, nginx, nginx's exporter and Prometheus
+    assert len(containers) == 5
     for container in containers:
         host = container["HostConfig"]
         assert host["ReadonlyRootfs"] is True

@@ -81,7 +81,7 @@ def stack() -> Iterator[Stack]:
     problem = engine_problem()
     if problem:
         pytest.skip(problem)
-    build_images()
+    build_images(cpython=False)
     ports = {name: find_free_port() for name in ("uwsgi", "apache", "prometheus")}
     env = {
         **KNOBS,

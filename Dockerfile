@@ -6,6 +6,8 @@
 #   gunicorn   the app under gunicorn on 8082
 #   granian    the app under granian on 8085
 #   locust     Locust master or worker; web UI on 8089
+#   prometheus Prometheus on 9090 (the metrics profile), exporters the
+#              proxies' Prometheus exporters (nginx 9113, Apache 9117)
 # and on CPython built from Debian's source package (PYTHON_BUILD: ft or gil):
 #   freethreaded  --disable-gil: granian on 8085 (CMD), or gunicorn gthread
 #                 (`gunicorn --config /srv/deploy/gunicorn/gunicorn.conf.py`)
@@ -310,6 +312,41 @@ COPY --chown=app:app app /srv/app
 ENV PORT=8085 PATH=/opt/venv/bin:$PATH
 EXPOSE 8085
 CMD ["python", "/srv/deploy/granian/serve.py"]
+
+# Prometheus from Debian's package (2.53 on trixie, promtool included), its
+# config and rules rendered from the knobs into RUN_DIR by the entrypoint;
+# its data in /prometheus, a volume (compose.yaml), owned by the image's user
+FROM runtime AS prometheus
+ARG UID GID
+USER 0
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
+    && rm -rf /var/lib/apt/lists/* \
+    && install -d -o "${UID}" -g "${GID}" /prometheus
+USER ${UID}:${GID}
+COPY --chown=app:app wsgistack /srv/wsgistack
+COPY --chown=app:app deploy/prometheus /srv/deploy/prometheus
+ENV WSGISTACK_TEMPLATES=/srv/deploy/prometheus
+EXPOSE 9090
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:9090/-/ready"]
+# --web.listen-address: the container's interface (compose publishes it on
+# the host's 127.0.0.1 only); --web.enable-lifecycle stays off (no reload or
+# quit over HTTP)
+CMD ["prometheus", "--config.file=/tmp/wsgistack/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus", "--web.listen-address=0.0.0.0:9090"]
+
+# the proxies' exporters from Debian's packages: prometheus-nginx-exporter
+# (nginx's stub_status, on 9113) and prometheus-apache-exporter (mod_status,
+# on 9117); compose.yaml runs one per stack with its scrape URI
+FROM runtime AS exporters
+ARG UID GID
+USER 0
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        prometheus-nginx-exporter prometheus-apache-exporter \
+    && rm -rf /var/lib/apt/lists/*
+USER ${UID}:${GID}
+EXPOSE 9113 9117
 
 # the app on the built interpreter, served by granian (the default command) or
 # gunicorn gthread (compose.yaml's gunicorn-ft service); the freethreaded and

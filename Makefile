@@ -14,8 +14,9 @@ STACK ?= uwsgi
 # (apache2-dev, python3-dev and gcc build mod_wsgi into the venv: see below)
 APT_PACKAGES := nginx uwsgi-core uwsgi-plugin-python3 apache2 apache2-dev \
 	python3 python3-venv python3-dev gcc shellcheck openssl wrk
-# the tests' own tools: curl speaks HTTP/2, Chromium runs the front page
-TEST_APT_PACKAGES := curl chromium
+# the tests' own tools: curl speaks HTTP/2, Chromium runs the front page,
+# prometheus brings promtool (the alert rules' unit tests)
+TEST_APT_PACKAGES := curl chromium prometheus
 
 .PHONY: help
 help: ## list the tasks
@@ -42,7 +43,7 @@ deps: ## install the Debian packages the native stacks need (as root; else say w
 	$(call apt_install,$(APT_PACKAGES))
 
 .PHONY: test-deps
-test-deps: ## install what the tests need beyond the stacks: curl (HTTP/2), headless Chromium
+test-deps: ## install what the tests need beyond the stacks: curl (HTTP/2), headless Chromium, promtool
 	$(call apt_install,$(TEST_APT_PACKAGES))
 
 $(VENV)/.installed: requirements-dev.txt requirements.txt requirements-loadtest.txt \

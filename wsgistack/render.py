@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from wsgistack import cpus, tls
-from wsgistack.configs import apache_mod_wsgi, nginx, proxy
+from wsgistack.configs import apache_mod_wsgi, nginx, prometheus, proxy, uwsgi
 from wsgistack.settings import Settings, SettingsError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}")
@@ -37,7 +37,8 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}")
 FOLDERS: dict[str, tuple[Callable[[Settings], dict[str, str]], ...]] = {
     "nginx": (proxy.values, nginx.values),
     "apache-mod_wsgi": (proxy.values, apache_mod_wsgi.values),
-    "uwsgi": (),
+    "uwsgi": (uwsgi.values,),
+    "prometheus": (prometheus.values,),
 }
 
 
@@ -71,7 +72,7 @@ def folder_of(template: Path) -> str:
 def server_of(templates: list[Path]) -> str:
     """The app server these templates configure (SERVERS); "" for none. One
     rendering configures one stack: templates of two servers are an error."""
-    servers = {SERVERS[folder] for t in templates if (folder := folder_of(t))}
+    servers = {SERVERS[folder] for t in templates if (folder := folder_of(t)) in SERVERS}
     if len(servers) > 1:
         raise RenderError(f"templates of more than one app server: {', '.join(sorted(servers))}")
     return servers.pop() if servers else ""

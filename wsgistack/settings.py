@@ -262,6 +262,33 @@ class Settings:
         "needs a free-threaded Python (the apache-freethreaded image sets it)",
     )
 
+    METRICS: int = knob(
+        1,
+        switch,
+        "1: every server serves Prometheus metrics on internal ports (docs/metrics.md); "
+        "0: none, and the app counts nothing",
+    )
+    METRICS_PORT: int = knob(
+        9180,
+        whole(1),
+        "internal port of the app server's metrics (/metrics: the app's, the server's own, "
+        "its listen queue); never published",
+    )
+    STATUS_PORT: int = knob(
+        9181,
+        whole(1),
+        "internal port of the proxy's status page for its exporter (nginx stub_status, "
+        "Apache mod_status); granian's own metrics, on loopback; never published",
+    )
+    SCRAPE_INTERVAL: int = knob(
+        15, whole(1), "seconds between Prometheus' scrapes, and between its rule evaluations"
+    )
+    ALERT_FOR: int = knob(
+        300,
+        whole(0),
+        "seconds a condition must hold before its alert fires (a killed worker fires at once)",
+    )
+
     @classmethod
     def from_env(
         cls, env: Mapping[str, str] | None = None, server: str = "", **overrides: int | str
@@ -301,6 +328,12 @@ class Settings:
     def WORKER_SLOTS(self) -> int:
         """Requests the app server can run at once."""
         return self.WSGI_PROCESSES * self.WSGI_THREADS
+
+    @property
+    def METRICS_DIR(self) -> str:
+        """Where the app's worker processes write their metrics (prometheus_client's
+        PROMETHEUS_MULTIPROC_DIR): in the run folder, which every start empties."""
+        return os.path.join(self.RUN_DIR, "metrics")
 
     @property
     def PROXY_MAX_CONNS(self) -> int:

@@ -20,6 +20,15 @@ from mod_wsgi import RequestTimeout
 _max_body = int("{{ MAX_BODY_BYTES }}")
 os.environ.setdefault("FLASK_MAX_CONTENT_LENGTH", str(_max_body) if _max_body else "null")
 
+# the app's metrics (METRICS=1; "" otherwise): every daemon process writes
+# its values to files in this folder (prometheus_client's multiprocess mode,
+# which it chooses when first imported, so before the app is), and
+# metrics.wsgi adds them up. docs/metrics.md
+_metrics_dir = "{{ METRICS_DIR }}"
+if _metrics_dir:
+    os.makedirs(_metrics_dir, exist_ok=True)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", _metrics_dir)
+
 _module, _, _name = "{{ WSGI_APP }}".partition(":")
 _app = getattr(importlib.import_module(_module), _name or "application")
 

@@ -59,13 +59,18 @@ def test_compose_services_are_locked_down(compose_config) -> None:
 
 
 def test_only_nginx_shares_a_network_with_the_uwsgi_socket(compose_config) -> None:
+    # the socket's network, and the metrics network where Prometheus and the
+    # exporters read the metrics ports: both internal, neither with a client
     services = compose_config["services"]
-    app_networks = set(services["uwsgi-app"]["networks"])
-    assert len(app_networks) == 1, app_networks
-    (network,) = app_networks
-    assert compose_config["networks"][network].get("internal") is True
-    members = {name for name, service in services.items() if network in service["networks"]}
-    assert members == {"uwsgi-app", "uwsgi-nginx"}
+    assert set(services["uwsgi-app"]["networks"]) == {"uwsgi-socket", "metrics"}
+
+    def members(network: str) -> set[str]:
+        assert compose_config["networks"][network].get("internal") is True, network
+        return {name for name, service in services.items() if network in service["networks"]}
+
+    assert members("uwsgi-socket") == {"uwsgi-app", "uwsgi-nginx"}
+    clients = {"locust-master", "locust-worker"}
+    assert "prometheus" in members("metrics") and not members("metrics") & clients
 
 
 def test_every_server_healthcheck_probes_readiness(compose_config) -> None:

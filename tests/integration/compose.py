@@ -57,6 +57,8 @@ SERVICES = {
     "granian": ("granian",),
     "freethreaded": ("granian-ft", "gunicorn-ft", "granian-gil", "apache-ft"),
 }
+# the Prometheus exporters that run beside a stack's proxy in its profile
+EXPORTERS = {"uwsgi": ("uwsgi-nginx-exporter",), "apache": ("apache-exporter",)}
 IMAGES = {
     target: f"wsgistack-{target}:{IMAGE_TAG}"
     for target in (
@@ -69,6 +71,8 @@ IMAGES = {
         "freethreaded",
         "gil",
         "apache-freethreaded",
+        "prometheus",
+        "exporters",
     )
 }
 STOP_SIGNALS = {
@@ -81,6 +85,9 @@ STOP_SIGNALS = {
     "freethreaded": "SIGTERM",
     "gil": "SIGTERM",
     "apache-freethreaded": "SIGWINCH",
+    # Prometheus closes its storage cleanly on SIGTERM; the exporters hold nothing
+    "prometheus": "SIGTERM",
+    "exporters": "SIGTERM",
 }
 # an arbitrary UID with GID 0, as OpenShift runs containers
 ARBITRARY_USER = "12345:0"

@@ -86,6 +86,9 @@ class NativeTarget:
     def __post_init__(self) -> None:
         port = find_free_port()
         overrides = {**SUITE_SETTINGS, **self.overrides}
+        # the internal metrics ports too: several native stacks run at once
+        for knob in ("METRICS_PORT", "STATUS_PORT"):
+            overrides.setdefault(knob, find_free_port())
         if overrides.get("TLS") and "TLS_CERT" not in overrides:
             pki = test_pki()
             overrides.update(

@@ -33,6 +33,7 @@ from tests.integration import http as client
 from tests.integration.compose import (
     ARBITRARY_USER,
     CPYTHON_NAMES,
+    EXPORTERS,
     HOST_PORTS,
     IMAGES,
     LOCUST_PROJECT,
@@ -189,7 +190,8 @@ def test_stack_serves_the_app(compose_stack: str) -> None:
 def test_compose_reports_every_service_healthy(compose_stack: str) -> None:
     lines = compose("--profile", compose_stack, "ps", "--format", "json").stdout.splitlines()
     health = {row["Service"]: row["Health"] for row in map(json.loads, filter(None, lines))}
-    assert health == dict.fromkeys(SERVICES[compose_stack], "healthy")
+    services = SERVICES[compose_stack] + EXPORTERS.get(compose_stack, ())
+    assert health == dict.fromkeys(services, "healthy")
 
 
 def test_root_filesystem_is_read_only(compose_stack: str) -> None:

@@ -179,9 +179,15 @@ def test_the_pod_serves_through_the_socket_on_the_shared_volume(images) -> None:
         # the socket is a unix socket in the shared folder, made by uWSGI
         sockets = [p for p in running.socket_dir.iterdir() if stat.S_ISSOCK(p.stat().st_mode)]
         assert [p.name for p in sockets] == ["uwsgi.sock"]
-        # uWSGI listens on no TCP port at all (the image's default is 0.0.0.0:3031)
+        # uWSGI's socket is no TCP port (the image's default is 0.0.0.0:3031):
+        # the only one listening is its metrics exporter's (METRICS_PORT)
         listening = docker("exec", running.containers["uwsgi"], "cat", "/proc/net/tcp").stdout
-        assert not [line for line in listening.splitlines()[1:] if line.split()[3] == "0A"]
+        ports = [
+            int(line.split()[1].rsplit(":", 1)[1], 16)
+            for line in listening.splitlines()[1:]
+            if line.split()[3] == "0A"
+        ]
+        assert ports == [Settings.from_env(knobs(objects)).METRICS_PORT], ports
         # the knobs of the ConfigMap reached the app, the CPU limits the sizing
         info = running.get("/info").json
         # the shape the entrypoint resolved from the ConfigMap (empty: uWSGI's own)

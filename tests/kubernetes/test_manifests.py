@@ -112,6 +112,8 @@ def test_uwsgi_stops_after_nginx(target: str) -> None:
     # a native sidecar: started before the containers, stopped after them
     sidecars = {c["name"]: c for c in spec.get("initContainers", [])}
     assert sidecars["uwsgi"]["restartPolicy"] == "Always"
+    # nginx's exporter too, so that it reports nginx's drain
+    assert sidecars["nginx-exporter"]["restartPolicy"] == "Always"
     assert [c["name"] for c in spec["containers"]] == ["nginx"]
     # nginx's preStop quits gracefully and waits until nginx has gone
     prestop = container(render(target), "nginx")["lifecycle"]["preStop"]
@@ -195,8 +197,8 @@ def test_the_socket_is_shared_by_the_two_containers_only(target: str) -> None:
         upstream = nginx.values(Settings.from_env(container_env(objects, name)))["UWSGI_UPSTREAM"]
         assert upstream == f"unix:{path}"
     assert len(sockets) == 1, sockets
-    # the uwsgi container publishes nothing
-    assert "ports" not in container(objects, "uwsgi")
+    # the uwsgi container's only port is its metrics (the network policy's)
+    assert [p["name"] for p in container(objects, "uwsgi")["ports"]] == ["app-metrics"]
 
 
 def test_security_context_matches_the_images(target: str) -> None:
@@ -208,7 +210,7 @@ def test_security_context_matches_the_images(target: str) -> None:
     assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
     assert spec["automountServiceAccountToken"] is False
     volumes = {v["name"]: v for v in spec["volumes"]}
-    for name in ("uwsgi", "nginx"):
+    for name in ("uwsgi", "nginx", "nginx-exporter"):
         c = container(objects, name)
         assert c["securityContext"] == {
             "allowPrivilegeEscalation": False,
@@ -245,8 +247,29 @@ def test_rollout_budget_and_autoscaler_fit_together(target: str) -> None:
 
 
 def test_network_policy_admits_http_only_and_sends_nothing(target: str) -> None:
-    policy = only(render(target), "NetworkPolicy")["spec"]
+    """http from the clients, the metrics ports from the monitoring namespace
+    only, and nothing else: not nginx's status port, not the uwsgi socket."""
+    objects = render(target)
+    policy = only(objects, "NetworkPolicy")["spec"]
     assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
     assert policy["egress"] == []
-    for rule in policy["ingress"]:
-        assert rule["ports"] == [{"protocol": "TCP", "port": "http"}]
+    http, metrics = policy["ingress"]
+    assert http["ports"] == [{"protocol": "TCP", "port": "http"}]
+    assert metrics["ports"] == [
+        {"protocol": "TCP", "port": "app-metrics"},
+        {"protocol": "TCP", "port": "nginx-metrics"},
+    ]
+    assert metrics["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    # the named ports are the metrics endpoints' own
+    env = container_env(objects, "uwsgi")
+    settings = Settings.from_env(env)
+    ports = {
+        p["name"]: p["containerPort"]
+        for c in ("uwsgi", "nginx-exporter")
+        for p in container(objects, c)["ports"]
+    }
+    assert ports == {"app-metrics": settings.METRICS_PORT, "nginx-metrics": 9113}
+    scrape = " ".join(container(objects, "nginx-exporter")["args"])
+    assert f"127.0.0.1:{settings.STATUS_PORT}/stub_status" in scrape

@@ -87,6 +87,8 @@ def values(s: Settings) -> dict[str, str]:
         # the WSGIFreeThreading line, or a comment: only mod_wsgi 6 knows the
         # directive, and MOD_WSGI_MODULE may name Debian's 4.9 or 5.0, which
         # would refuse the config
+        # the daemons' PROMETHEUS_MULTIPROC_DIR (app.wsgi), "" with METRICS=0
+        "METRICS_DIR": s.METRICS_DIR if s.METRICS else "",
         "MOD_WSGI_FREE_THREADING_LINE": "WSGIFreeThreading On"
         if s.MOD_WSGI_FREE_THREADING
         else "# MOD_WSGI_FREE_THREADING=0: no WSGIFreeThreading (mod_wsgi's default, Off)",

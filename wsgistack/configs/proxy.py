@@ -81,4 +81,7 @@ def values(s: Settings) -> dict[str, str]:
         "HSTS": f"max-age={HSTS_MAX_AGE}"
         + ("; includeSubDomains" if s.HSTS_INCLUDE_SUBDOMAINS else ""),
         "TLS_GROUPS": tls_groups(),
+        # the status page for the proxy's Prometheus exporter, on STATUS_PORT
+        # (METRICS=1): status.d/*.conf, else a pattern that matches no file
+        "STATUS_SITES": "status.d/*.conf" if s.METRICS else "status.d/*.disabled",
     }

@@ -11,6 +11,11 @@ The same code runs natively (``wsgistack up``) and in the container
 entrypoints, with the standard library only::
 
     python3 -m wsgistack.render deploy/nginx/nginx.conf --out /tmp/run
+
+``--layout debian`` writes every stack's files as a Debian server under
+systemd takes them instead (``wsgistack.debian``, docs/debian-server.md)::
+
+    python3 -m wsgistack.render --layout debian --out /tmp/server
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from wsgistack import tls
+from wsgistack import debian, tls
 from wsgistack.configs import apache_mod_wsgi, nginx, proxy
 from wsgistack.settings import Settings, SettingsError
 
@@ -33,7 +38,11 @@ FOLDERS: dict[str, tuple[Callable[[Settings], dict[str, str]], ...]] = {
     "nginx": (proxy.values, nginx.values),
     "apache-mod_wsgi": (proxy.values, apache_mod_wsgi.values),
     "uwsgi": (),
+    # the Debian layout's own files: systemd units and drop-ins (wsgistack.debian)
+    "debian": (debian.values,),
 }
+DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy"
+LAYOUTS = ("files", "debian")
 
 
 class RenderError(ValueError):
@@ -97,11 +106,25 @@ def main(argv: list[str] | None = None) -> int:
         description="Fill the {{ PLACEHOLDERS }} of server configs from environment variables.",
     )
     parser.add_argument(
-        "templates", nargs="+", type=Path, help="config files or folders from deploy/"
+        "templates", nargs="*", type=Path, help="config files or folders from deploy/"
     )
     parser.add_argument("--out", type=Path, required=True, help="folder to write them to")
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="files",
+        help="files: each template under its own name (default); debian: every stack's "
+        "files at their paths on a Debian server under systemd (docs/debian-server.md)",
+    )
     args = parser.parse_args(argv)
+    if (args.layout == "files") != bool(args.templates):
+        parser.error("name the templates to render, or --layout debian (which renders them all)")
     try:
+        if args.layout == "debian":
+            settings = debian.settings_for_debian()
+            for path in debian.render_debian(DEPLOY_DIR, args.out, settings, render_file):
+                print(path)
+            return 0
         settings = Settings.from_env()
         for template in args.templates:
             print(render_file(template, args.out, settings))

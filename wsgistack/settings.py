@@ -161,6 +161,12 @@ class Settings:
         cpus,
         "nginx worker processes; unset or empty: the CPUs available (cgroup quota, affinity)",
     )
+    APP_USER: str = knob(
+        "wsgistack",
+        text,
+        "the app's own account on a server (the Debian layout: the uWSGI unit's User=, the "
+        "mod_wsgi daemons' user=); its group owns the uWSGI socket, and www-data joins it",
+    )
     MOD_WSGI_MODULE: str = knob(
         "",
         text,

@@ -198,6 +198,7 @@ STACKS: dict[str, StackSpec] = {
             uwsgi,
             needs_system_python=True,
             defaults=UWSGI_DEFAULTS,
+            proxied=True,
         ),
         StackSpec(
             "apache",
@@ -206,6 +207,7 @@ STACKS: dict[str, StackSpec] = {
             {"apache2": APT_APACHE},
             apache,
             needs_system_python=True,
+            proxied=True,
         ),
         StackSpec("gunicorn", "gunicorn (gthread workers), no proxy", 8082, {}, gunicorn),
         StackSpec(

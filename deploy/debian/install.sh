@@ -62,6 +62,11 @@ for folder in $APP_SOURCE; do
 done
 echo "$APP_HOME" > "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/wsgistack-app.pth"
 
+# the app's own settings (FLASK_SECRET_KEY=... and the like), one per line:
+# both units read this file (EnvironmentFile=); root's only
+mkdir -p /etc/wsgistack
+[ -e /etc/wsgistack/app.env ] || install -m 600 /dev/null /etc/wsgistack/app.env
+
 # 4. the configs, rendered from the knobs into Debian's layout
 rendered="$(mktemp -d)"
 /usr/bin/python3 -m wsgistack.render --layout debian --out "$rendered" >/dev/null
@@ -75,7 +80,6 @@ if [ "$stack" = uwsgi ]; then
     ln -sf ../sites-available/wsgistack /etc/nginx/sites-enabled/wsgistack
     # Debian's default site also listens on port 80 as the default server
     rm -f /etc/nginx/sites-enabled/default
-    mkdir -p /etc/wsgistack
     cp "$etc/wsgistack/uwsgi.ini" "$etc/wsgistack/systemd.ini" /etc/wsgistack/
     cp "$etc/systemd/system/wsgistack-uwsgi.service" /etc/systemd/system/
     mkdir -p /etc/systemd/system/nginx.service.d

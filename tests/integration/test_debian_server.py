@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.integration import compose
+from tests.integration import compose, third_party
 from tests.integration.http import SteadyTraffic, request
 from tests.integration.targets import SUITE_SETTINGS
 from tests.integration.test_behaviour import (
@@ -309,3 +309,63 @@ def test_after_a_reboot_everything_comes_back(server):
     for stack in server.values():
         stack.wait_ready()
         assert request(stack.base_url, "/fib/10").json["value"] == "55"
+
+
+def install_on_server(stack: str, port: int, knobs: dict[str, str]) -> None:
+    """deploy/debian/install.sh on the server, as docs/your-app.md says."""
+    env = {**KNOBS, **knobs, "PORT": str(port)}
+    if sh("test -f /root/host-ca.crt", check=False).returncode == 0:
+        env["PIP_CERT"] = "/root/host-ca.crt"  # as docker/debian-server/start.sh
+    options = [f"--env={key}={value}" for key, value in env.items()]
+    result = subprocess.run(
+        ["docker", "exec", *options, "--workdir=/root/wsgistack", CONTAINER]
+        + ["deploy/debian/install.sh", stack],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize("name", ["flaskr", "sqlite-web"])
+def test_a_third_party_app_on_the_server(server, name):
+    """A Flask app no one here wrote, installed with install.sh on both
+    stacks as a user installs their own (docs/your-app.md), through its real
+    pages."""
+    app = third_party.fetch()[name]
+    checkout = f"{CONTAINER}:/root/wsgistack/"
+    subprocess.run(["docker", "cp", str(app.source), checkout], check=True)
+    knobs = {**app.knobs, "APP_SOURCE": app.source.name}
+    folder = app.source.name
+    knobs["STATIC_ROOT"] = knobs["STATIC_ROOT"].replace(str(app.source), f"/srv/wsgistack/{folder}")
+    if app.requirements:
+        # the app's pins: the project's (Flask, gunicorn) and its own
+        requirements = (compose.ROOT / "requirements.txt").read_text()
+        requirements += "\n".join(app.requirements) + "\n"
+        sh(f"cat > /root/wsgistack/{name}-requirements.txt <<'EOF'\n{requirements}EOF")
+        knobs["APP_REQUIREMENTS"] = f"{name}-requirements.txt"
+        venv_site = sh(
+            "ls -d /srv/wsgistack/venv/lib/python3*/site-packages", check=False
+        ).stdout.strip()
+        knobs["STATIC_ROOT"] = f"{venv_site}/sqlite_web/static"
+    # the app's data, writable by its user; its settings in app.env
+    sh("install -d -o wsgistack -g wsgistack /srv/wsgistack/instance /var/lib/wsgistack")
+    env = {**app.env, "SQLITE_WEB_DATABASE": "/var/lib/wsgistack/notes.db"} if app.env else {}
+    settings = "".join(f"{key}={value}\n" for key, value in env.items())
+    sh(f"printf %s '{settings}{APP_ENV}' > /etc/wsgistack/app.env")
+    for stack, port in (("apache", 8081), ("uwsgi", 80)):
+        install_on_server(stack, port, knobs)
+    if name == "flaskr":
+        sh("runuser -u wsgistack -- /srv/wsgistack/venv/bin/flask --app flaskr init-db")
+    else:
+        sh(
+            'runuser -u wsgistack -- /usr/bin/python3 -c "import sqlite3; sqlite3.connect('
+            "'/var/lib/wsgistack/notes.db').execute('CREATE TABLE IF NOT EXISTS notes "
+            "(id INTEGER PRIMARY KEY, text TEXT NOT NULL)')\""
+        )
+        # sqlite-web reads the tables when it starts
+        sh("systemctl restart wsgistack-uwsgi apache2")
+    for stack in server.values():
+        stack.wait_ready()
+        third_party.WALKS[name](stack.base_url)

@@ -358,14 +358,6 @@ def test_a_third_party_app_on_the_server(server, name):
         install_on_server(stack, port, knobs)
     if name == "flaskr":
         sh("runuser -u wsgistack -- /srv/wsgistack/venv/bin/flask --app flaskr init-db")
-    else:
-        sh(
-            'runuser -u wsgistack -- /usr/bin/python3 -c "import sqlite3; sqlite3.connect('
-            "'/var/lib/wsgistack/notes.db').execute('CREATE TABLE IF NOT EXISTS notes "
-            "(id INTEGER PRIMARY KEY, text TEXT NOT NULL)')\""
-        )
-        # sqlite-web reads the tables when it starts
-        sh("systemctl restart wsgistack-uwsgi apache2")
     for stack in server.values():
         stack.wait_ready()
         third_party.WALKS[name](stack.base_url)

@@ -19,7 +19,6 @@ import functools
 import hashlib
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -85,14 +84,14 @@ def fetch() -> dict[str, App]:
     _sdist(downloads, *SQLITE_WEB_SDIST)
     site = root / "site-packages"
     _pip("install", "--no-deps", "--target", str(site), *SQLITE_WEB_REQUIREMENTS)
+    # sqlite-web's database (sqlite_web_app makes its table), in a folder
+    # the servers' user may write
     data = root / "data"
     data.mkdir()
     database = data / "notes.db"
-    with sqlite3.connect(database) as db:
-        db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
     for path in [root, *root.rglob("*")]:
-        path.chmod(0o777 if path.is_dir() and data in (path, *path.parents) else 0o755)
-    database.chmod(0o666)
+        path.chmod(0o755)
+    data.chmod(0o777)
     # flaskr keeps its database in its instance folder, beside the package
     (flaskr_home / "instance").mkdir(mode=0o777)
     (flaskr_home / "instance").chmod(0o777)
@@ -101,7 +100,8 @@ def fetch() -> dict[str, App]:
             "flaskr",
             {
                 "WSGI_APP": "flaskr:create_app()",
-                "READY_PATH": "/",
+                # a page that needs no database: ready before `init-db`
+                "READY_PATH": "/auth/login",
                 "STATIC_ROOT": str(flaskr_home / "flaskr" / "static"),
                 "STATIC_URL": "/static/",
             },

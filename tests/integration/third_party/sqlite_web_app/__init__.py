@@ -6,12 +6,19 @@ is ``sqlite_web_app:application``.
 """
 
 import os
+import sqlite3
 
 from sqlite_web.sqlite_web import app, initialize_app
 
+DATABASE = os.environ["SQLITE_WEB_DATABASE"]
+# the table the tests write to, there before sqlite-web reads the tables (it
+# reads them once per process, at start)
+with sqlite3.connect(DATABASE) as db:
+    db.execute("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
+
 # the database, the password its login page asks for, mounted under /db
 initialize_app(
-    [os.environ["SQLITE_WEB_DATABASE"]],
+    [DATABASE],
     password=os.environ["SQLITE_WEB_PASSWORD"],
     url_prefix="/db",
 )

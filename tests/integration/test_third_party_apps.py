@@ -20,6 +20,8 @@ import pytest
 
 from tests.integration import compose, third_party
 from tests.integration.targets import make_target
+from tests.integration.test_bench import read_csv
+from wsgistack.runner import find_free_port
 
 STACKS = ["uwsgi", "apache", "gunicorn", "granian"]
 
@@ -144,3 +146,25 @@ def test_a_third_party_app_in_the_images(app_images, profile):
         third_party.WALKS[app_images.app.name](f"http://127.0.0.1:{port}")
     finally:
         app_images.compose(f"--profile={name}", "down", "--timeout=5", check=False)
+
+
+def test_sizing_measures_a_third_party_app(apps, tmp_path, monkeypatch):
+    """`wsgistack sizing --app` on flaskr (an app factory, its READY_PATH),
+    with a scenario of its own: the run serves flaskr's pages, none failing."""
+    flaskr = apps["flaskr"]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(str(p) for p in flaskr.path))
+    monkeypatch.setenv("READY_PATH", flaskr.knobs["READY_PATH"])
+    out = tmp_path / "sizing"
+    run = subprocess.run(
+        [sys.executable, "-m", "wsgistack.cli", "sizing", "--stack", "gunicorn"]
+        + ["--app", flaskr.knobs["WSGI_APP"], "--locustfile", "flaskr_locustfile.py"]
+        + ["--processes", "1", "--threads", "2", "--duration", "1", "--users", "4"]
+        + ["--port", str(find_free_port()), "--out", str(out)],
+        cwd=third_party.HERE,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    (row,) = read_csv(out / "results.csv")
+    assert row["error"] == "" and row["failures"] == "0" and int(row["requests"]) > 0, row

@@ -56,6 +56,7 @@ JOURNAL_CAT = "/usr/bin/systemd-cat --identifier=apache2"
 
 # the knob defaults of a Debian server, where the environment sets none
 DEBIAN_DEFAULTS = {
+    "RUN_DIR": UWSGI_RUN_DIR,
     "PORT": "80",
     "BIND_ADDRESS": "0.0.0.0",
     "VENV": f"{APP_HOME}/venv",

@@ -31,6 +31,9 @@ def apps():
     apps = third_party.fetch()
     flaskr = apps["flaskr"]
     third_party.init_flaskr(sys.executable, flaskr.path)
+    # its database, writable by the servers' user (`nobody` under root)
+    for database in (flaskr.path[0] / "instance").iterdir():
+        database.chmod(0o666)
     return apps
 
 

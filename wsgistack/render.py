@@ -100,11 +100,8 @@ def names_setting(template: Path, name: str) -> bool:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python3 -m wsgistack.render",
-        description="Fill the {{ PLACEHOLDERS }} of server configs from environment variables.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments: ``python3 -m wsgistack.render`` and ``wsgistack render``."""
     parser.add_argument(
         "templates", nargs="*", type=Path, help="config files or folders from deploy/"
     )
@@ -116,7 +113,18 @@ def main(argv: list[str] | None = None) -> int:
         help="files: each template under its own name (default); debian: every stack's "
         "files at their paths on a Debian server under systemd (docs/debian-server.md)",
     )
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m wsgistack.render",
+        description="Fill the {{ PLACEHOLDERS }} of server configs from environment variables.",
+    )
+    add_arguments(parser)
+    return run(parser, parser.parse_args(argv))
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if (args.layout == "files") != bool(args.templates):
         parser.error("name the templates to render, or --layout debian (which renders them all)")
     try:

@@ -174,3 +174,15 @@ def test_debians_apache2_conf_takes_the_conf_and_site(tmp_path, monkeypatch):
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_wsgistack_render_writes_the_layout(tmp_path, capsys):
+    from wsgistack import cli
+
+    assert cli.main(["render", "--layout", "debian", "--out", str(tmp_path)]) == 0
+    written = capsys.readouterr().out.split()
+    assert str(tmp_path / "etc/nginx/sites-available/wsgistack") in written
+    assert all(Path(path).is_file() for path in written)
+    assert not (tmp_path / ".rendered").exists()
+    with pytest.raises(SystemExit):
+        cli.main(["render", "--out", str(tmp_path)])  # neither templates nor a layout

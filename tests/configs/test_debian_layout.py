@@ -59,10 +59,12 @@ def test_the_units_stop_on_the_ladder_with_the_signal_that_drains(tmp_path, requ
     assert grace == str(int(request_timeout) + 15)
     assert uwsgi["TimeoutStopSec"] == nginx["TimeoutStopSec"] == apache["TimeoutStopSec"] == grace
     # SIGTERM to uWSGI's master alone (its graceful hook); SIGQUIT to nginx's,
-    # without Debian's 5 s ExecStop; Apache's own graceful-stop is Debian's
+    # without Debian's 5 s ExecStop; SIGWINCH to Apache's (graceful-stop),
+    # without Debian's ExecStop, after which systemd's SIGTERM cut requests
     assert (uwsgi["KillSignal"], uwsgi["KillMode"]) == ("SIGTERM", "mixed")
     assert (nginx["KillSignal"], nginx["ExecStop"]) == ("SIGQUIT", "")
-    assert "ExecStop" not in apache
+    assert (apache["KillSignal"], apache["ExecStop"]) == ("SIGWINCH", "")
+    assert apache["PIDFile"] == "/run/apache2/apache2.pid"
     for service in (uwsgi, nginx, apache):
         assert service["Restart"] == "on-failure"
     assert (uwsgi["User"], uwsgi["Group"]) == ("myapp", "myapp")

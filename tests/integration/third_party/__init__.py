@@ -139,7 +139,7 @@ def init_flaskr(python: str, pythonpath: list[Path]) -> None:
 def _session() -> requests.Session:
     """A browser of sorts: cookies kept, straight to the server (no proxy
     named in the environment)."""
-    web = _session()
+    web = requests.Session()
     web.trust_env = False
     return web
 

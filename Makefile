@@ -88,7 +88,7 @@ base-image: ## build a local debian:trixie-slim stand-in where Docker Hub is unr
 
 .PHONY: docker-build
 docker-build: ## build every image (wsgistack-<target>:latest)
-	docker compose --profile '*' build
+	docker/build-images.sh
 
 .PHONY: debian-server
 debian-server: ## a Debian trixie server in a container (systemd, Debian's packages) with both stacks installed by deploy/debian/install.sh: nginx+uWSGI on :8096, Apache on :8097
@@ -98,9 +98,19 @@ debian-server: ## a Debian trixie server in a container (systemd, Debian's packa
 freethreaded: ## build the images on CPython from source: wsgistack-freethreaded, -apache-freethreaded and the GIL control wsgistack-gil (PYTHON_FT_VERSION=3.13)
 	time docker compose --profile freethreaded build
 
+# The image build starts in the background as soon as the engine is up
+# (docker/build-images.sh --background prints the folder that says how it
+# ends), and runs beside the installs, the fast tier and the native server
+# tests; the container tests wait for the part they need
+# (tests/integration/compose.py). Without an engine nothing starts.
 .PHONY: test
-test: deps test-deps venv docker-deps ## install what is needed, then run the whole suite: test-fast first, then the server tests
-	$(MAKE) --no-print-directory test-fast
+test: docker-deps ## install what is needed, then run the whole suite: test-fast first, then the server tests
+	@if docker info >/dev/null 2>&1; then \
+		build=$$(docker/build-images.sh --background) && echo "building the images in the background: $$build"; \
+	fi; \
+	export WSGISTACK_IMAGE_BUILD=$$build; \
+	$(MAKE) --no-print-directory deps test-deps venv && \
+	$(MAKE) --no-print-directory test-fast && \
 	$(PY) -m pytest -m server
 
 # the tier of a test is its folder: tests/integration/ is `server`, the rest is

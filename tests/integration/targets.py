@@ -275,7 +275,7 @@ class ComposeTarget:
         if problem:
             pytest.skip(problem)
         self._engine = True
-        compose.build_images()
+        compose.build_images(cpython=self.profile == compose.CPYTHON_PROFILE)
         result = self._compose("up", "--detach", "--wait", check=False)
         if result.returncode != 0:
             logs = self._compose("logs", "--no-color", "--tail", "40", check=False)

@@ -32,6 +32,7 @@ import pytest
 from tests.integration import http as client
 from tests.integration.compose import (
     ARBITRARY_USER,
+    CPYTHON_NAMES,
     HOST_PORTS,
     IMAGES,
     LOCUST_PROJECT,
@@ -72,20 +73,30 @@ def engine() -> None:
         pytest.skip(problem)
 
 
+class Images(dict):
+    """The images by target; asking for one waits until its part of the
+    session's build is done (the CPython ones come last: compose.py)."""
+
+    def __getitem__(self, target: str) -> str:
+        build_images(cpython=target in CPYTHON_NAMES)
+        return super().__getitem__(target)
+
+
 @pytest.fixture(scope="session")
-def images(engine) -> dict[str, str]:
-    """Every image built once (warm layers make this quick), then reused."""
+def images(engine) -> Images:
+    """The images, built once per session (warm layers make this quick)."""
     # leftovers of an interrupted run would hold the test ports
     for project in (PROJECT, LOCUST_PROJECT):
         compose("--profile", "*", "down", "--timeout", "5", check=False, project=project)
-    build_images()
-    return IMAGES
+    build_images(cpython=False)
+    return Images(IMAGES)
 
 
 @pytest.fixture(scope="session", params=STACKS)
 def compose_stack(request, images) -> Iterator[str]:
     """One stack's profile up and healthy (`up --wait`); down when the next one starts."""
     profile = request.param
+    build_images(cpython=profile in CPYTHON_NAMES)
     result = compose(
         "--profile", profile, "up", "--detach", "--wait", timeout=UP_TIMEOUT, check=False
     )
@@ -302,6 +313,7 @@ def production_stack(request, images) -> Iterator[str]:
     exit status says nothing (Compose 2.40 exits 0 with an unhealthy
     container): the tests read each container's health themselves."""
     profile = request.param
+    build_images(cpython=profile in CPYTHON_NAMES)
     production("--profile", profile, "down", "--timeout", "5", check=False)
     production("--profile", profile, "up", "--detach", "--wait", timeout=UP_TIMEOUT, check=False)
     yield profile

@@ -64,7 +64,7 @@ def images() -> dict[str, str]:
     problem = engine_problem()
     if problem:
         pytest.skip(problem)
-    build_images()
+    build_images(cpython=False)
     return IMAGES
 
 

@@ -90,9 +90,9 @@ def app_images(request, apps):
     if problem:
         pytest.skip(problem)
     app = apps[request.param]
-    # the session's images first: their layers (the venvs, mod_wsgi) are the
-    # app images' too, and two builds at once would share 2 cores
-    compose.build_images()
+    # the session's images on Debian's python3 first: their layers (the venvs,
+    # mod_wsgi) are the app images' too, and two builds at once share 2 cores
+    compose.build_images(cpython=False)
     context = Path(tempfile.mkdtemp(prefix=f"wsgistack-{app.name}-images-"))
     tracked = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],

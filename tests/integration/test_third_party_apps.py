@@ -19,8 +19,11 @@ from pathlib import Path
 import pytest
 
 from tests.integration import compose, third_party
-from tests.integration.targets import make_target
-from tests.integration.test_bench import read_csv
+from tests.integration.targets import (
+    COMPOSE_HTTPS_PORT_VARIABLES,
+    COMPOSE_PORT_VARIABLES,
+    make_target,
+)
 from wsgistack.runner import find_free_port
 
 STACKS = ["uwsgi", "apache", "gunicorn", "granian"]
@@ -139,38 +142,25 @@ def test_a_third_party_app_in_the_images(app_images, profile):
     """The app's own images (built with APP_REQUIREMENTS and APP_SOURCE), each
     profile up and healthy at the app's READY_PATH, the app through its pages."""
     name, service = PROFILES[profile]
+    # free ports, as the behaviour suite's compose targets take them
+    port = find_free_port()
+    ports = {COMPOSE_PORT_VARIABLES[name]: str(port)}
+    if name in COMPOSE_HTTPS_PORT_VARIABLES:
+        ports[COMPOSE_HTTPS_PORT_VARIABLES[name]] = str(find_free_port())
+    app_images.env.update(ports)
     up = app_images.compose(f"--profile={name}", "up", "--detach", "--wait", check=False)
     try:
+        states = app_images.compose(
+            f"--profile={name}", "ps", "--all", "--format", "{{.Service}} {{.Health}}", check=False
+        ).stdout.split("\n")
+        healthy = all(line.endswith(" healthy") for line in filter(None, states))
         logs = app_images.compose(f"--profile={name}", "logs", "--tail=40", check=False).stdout
-        assert up.returncode == 0, f"{up.stderr[-2000:]}\n{logs}"
+        assert up.returncode == 0 and healthy, f"{states}\n{up.stderr[-2000:]}\n{logs}"
         if app_images.app.name == "flaskr":
             # flaskr's own first step: its schema
             app_images.compose(
                 "exec", "-T", service, "/opt/venv/bin/flask", "--app", "flaskr", "init-db"
             )
-        port = compose.HOST_PORTS[name]
         third_party.WALKS[app_images.app.name](f"http://127.0.0.1:{port}")
     finally:
         app_images.compose(f"--profile={name}", "down", "--timeout=5", check=False)
-
-
-def test_sizing_measures_a_third_party_app(apps, tmp_path, monkeypatch):
-    """`wsgistack sizing --app` on flaskr (an app factory, its READY_PATH),
-    with a scenario of its own: the run serves flaskr's pages, none failing."""
-    flaskr = apps["flaskr"]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(str(p) for p in flaskr.path))
-    monkeypatch.setenv("READY_PATH", flaskr.knobs["READY_PATH"])
-    out = tmp_path / "sizing"
-    run = subprocess.run(
-        [sys.executable, "-m", "wsgistack.cli", "sizing", "--stack", "gunicorn"]
-        + ["--app", flaskr.knobs["WSGI_APP"], "--locustfile", "flaskr_locustfile.py"]
-        + ["--processes", "1", "--threads", "2", "--duration", "1", "--users", "4"]
-        + ["--port", str(find_free_port()), "--out", str(out)],
-        cwd=third_party.HERE,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    (row,) = read_csv(out / "results.csv")
-    assert row["error"] == "" and row["failures"] == "0" and int(row["requests"]) > 0, row

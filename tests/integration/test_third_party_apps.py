@@ -23,6 +23,7 @@ from tests.integration.targets import (
     COMPOSE_HTTPS_PORT_VARIABLES,
     COMPOSE_PORT_VARIABLES,
     make_target,
+    wait_for_up,
 )
 from wsgistack.runner import find_free_port
 
@@ -149,18 +150,23 @@ def test_a_third_party_app_in_the_images(app_images, profile):
         ports[COMPOSE_HTTPS_PORT_VARIABLES[name]] = str(find_free_port())
     app_images.env.update(ports)
     up = app_images.compose(f"--profile={name}", "up", "--detach", "--wait", check=False)
+    base_url = f"http://127.0.0.1:{port}"
+
+    def logs() -> str:
+        return app_images.compose(f"--profile={name}", "logs", "--tail=40", check=False).stdout
+
     try:
-        states = app_images.compose(
-            f"--profile={name}", "ps", "--all", "--format", "{{.Service}} {{.Health}}", check=False
-        ).stdout.split("\n")
-        healthy = all(line.endswith(" healthy") for line in filter(None, states))
-        logs = app_images.compose(f"--profile={name}", "logs", "--tail=40", check=False).stdout
-        assert up.returncode == 0 and healthy, f"{states}\n{up.stderr[-2000:]}\n{logs}"
+        assert up.returncode == 0, f"{up.stderr[-2000:]}\n{logs()}"
+        # `up --wait` may return before the proxy is up (Engine 20.10): the
+        # probe a balancer would send, the proxy's /readyz or the app's own path
+        proxied = name in ("uwsgi", "apache")
+        path = "/readyz" if proxied else app_images.env["READY_PATH"]
+        wait_for_up(base_url, name, 120, lambda: None, logs, path)
         if app_images.app.name == "flaskr":
             # flaskr's own first step: its schema
             app_images.compose(
                 "exec", "-T", service, "/opt/venv/bin/flask", "--app", "flaskr", "init-db"
             )
-        third_party.WALKS[app_images.app.name](f"http://127.0.0.1:{port}")
+        third_party.WALKS[app_images.app.name](base_url)
     finally:
         app_images.compose(f"--profile={name}", "down", "--timeout=5", check=False)

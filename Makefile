@@ -91,6 +91,10 @@ base-image: ## build a local debian:trixie-slim stand-in where Docker Hub is unr
 docker-build: ## build every image (wsgistack-<target>:latest)
 	docker/build-images.sh
 
+.PHONY: debian-server
+debian-server: ## a Debian trixie server in a container (systemd, Debian's packages) with both stacks installed by deploy/debian/install.sh: nginx+uWSGI on :8096, Apache on :8097
+	docker/debian-server/start.sh
+
 .PHONY: freethreaded
 freethreaded: ## build the images on CPython from source: wsgistack-freethreaded, -apache-freethreaded and the GIL control wsgistack-gil (PYTHON_FT_VERSION=3.13)
 	time docker compose --profile freethreaded build

@@ -3,6 +3,7 @@
 wsgistack up uwsgi --port 8080 --processes 2 --threads 8
 wsgistack up devserver --port 8083
 wsgistack render deploy/nginx --out /tmp/conf
+wsgistack render --layout debian --out /tmp/server
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     rend = sub.add_parser(
         "render", help="fill the {{ PLACEHOLDERS }} of configs from the environment"
     )
-    rend.add_argument("args", nargs=argparse.REMAINDER)
-    rend.set_defaults(func=lambda a: render.main(a.args))
+    render.add_arguments(rend)
+    rend.set_defaults(func=lambda a: render.run(rend, a))
 
     # imported here: their heavy imports (matplotlib, rich, psutil) happen only
     # when their command runs, never for `wsgistack up`

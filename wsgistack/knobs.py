@@ -78,6 +78,24 @@ def switch(raw: str, known: Mapping[str, Any]) -> int:
     return int(raw)
 
 
+def url_path(ends_with_slash: bool) -> Parse:
+    """An absolute URL path (``/readyz``), or a prefix ending in ``/`` (``/static/``):
+    printable ASCII, no spaces, quotes or ``;``, as the configs write it verbatim."""
+
+    def parse(raw: str, known: Mapping[str, Any]) -> str:
+        path = raw.strip()
+        if not path.startswith("/") or (ends_with_slash and not path.endswith("/")):
+            raise ValueError(
+                "expected a path starting with /"
+                + (" and ending with /" if ends_with_slash else "")
+            )
+        if not all(33 <= ord(c) < 127 and c not in "\"';{}\\" for c in path):
+            raise ValueError("expected printable ASCII without spaces, quotes, ';' or braces")
+        return path
+
+    return parse
+
+
 def cpus(raw: str, known: Mapping[str, Any]) -> int:
     """A worker count; unset or empty: the CPUs this process may use, from its
     cgroup's CPU quota and affinity mask (wsgistack/cpus.py), not the host's cores."""

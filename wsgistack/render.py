@@ -16,6 +16,11 @@ A knob left unset or empty whose default differs by app server (uWSGI's worker
 shape, wsgistack/settings.py) takes the default of the server the folder
 configures (``SERVERS``), so a config rendered with no knobs set is the one
 `wsgistack up` and the images run.
+
+``--layout debian`` writes every stack's files as a Debian server under
+systemd takes them instead (``wsgistack.debian``, docs/debian-server.md)::
+
+    python3 -m wsgistack.render --layout debian --out /tmp/server
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from wsgistack import cpus, tls
+from wsgistack import cpus, debian, tls
 from wsgistack.configs import apache_mod_wsgi, nginx, prometheus, proxy, uwsgi
 from wsgistack.settings import Settings, SettingsError
 
@@ -39,7 +44,11 @@ FOLDERS: dict[str, tuple[Callable[[Settings], dict[str, str]], ...]] = {
     "apache-mod_wsgi": (proxy.values, apache_mod_wsgi.values),
     "uwsgi": (uwsgi.values,),
     "prometheus": (prometheus.values,),
+    # the Debian layout's own files: systemd units and drop-ins (wsgistack.debian)
+    "debian": (debian.values,),
 }
+DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy"
+LAYOUTS = ("files", "debian")
 
 
 # the app server each folder's config is for, whose own knob defaults apply
@@ -116,25 +125,50 @@ def names_setting(template: Path, name: str) -> bool:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python3 -m wsgistack.render",
-        description="Fill the {{ PLACEHOLDERS }} of server configs from environment variables.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments: ``python3 -m wsgistack.render`` and ``wsgistack render``."""
     parser.add_argument(
         "templates", nargs="*", type=Path, help="config files or folders from deploy/"
     )
     parser.add_argument("--out", type=Path, help="folder to write them to")
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="files",
+        help="files: each template under its own name (default); debian: every stack's "
+        "files at their paths on a Debian server under systemd (docs/debian-server.md)",
+    )
     parser.add_argument(
         "--shape",
         action="store_true",
         help="print, instead, the worker counts these templates are rendered with, "
         "as shell assignments (the images' entrypoint exports them)",
     )
-    args = parser.parse_args(argv)
-    if not args.shape and (args.out is None or not args.templates):
-        parser.error("templates and --out are required (or --shape)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m wsgistack.render",
+        description="Fill the {{ PLACEHOLDERS }} of server configs from environment variables.",
+    )
+    add_arguments(parser)
+    return run(parser, parser.parse_args(argv))
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.shape:
+        if args.layout != "files":
+            parser.error("--shape prints the shape of the files layout's templates")
+    elif args.out is None:
+        parser.error("--out is required (or --shape)")
+    elif (args.layout == "files") != bool(args.templates):
+        parser.error("name the templates to render, or --layout debian (which renders them all)")
     try:
+        if args.layout == "debian":
+            settings = debian.settings_for_debian()
+            for path in debian.render_debian(DEPLOY_DIR, args.out, settings, render_file):
+                print(path)
+            return 0
         settings = Settings.from_env(server=server_of(args.templates))
         if args.shape:
             # what the CPU count (the default of some) comes from, for the log

@@ -71,6 +71,9 @@ class StackSpec:
     # the app server it runs (wsgistack.settings.APP_SERVERS), whose own knob
     # defaults apply where it has any (the environment and the command line win)
     server: str = ""
+    # a proxy in front answers the readiness probe /readyz (with the app's
+    # READY_PATH); without one, the probe asks the app's READY_PATH itself
+    proxied: bool = False
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -211,8 +214,13 @@ class RunningStack:
         self._pumps.append(pump)
         return proc
 
+    @property
+    def ready_url(self) -> str:
+        """The readiness probe: the proxy's /readyz, else the app's READY_PATH."""
+        return self.base_url + ("/readyz" if self.spec.proxied else self.settings.READY_PATH)
+
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        url = self.base_url + "/readyz"
+        url = self.ready_url
 
         def ready() -> bool:
             self.check_alive()

@@ -34,7 +34,18 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from wsgistack.knobs import Knob, SettingsError, addresses, cpus, knob, or_else, switch, text, whole
+from wsgistack.knobs import (
+    Knob,
+    SettingsError,
+    addresses,
+    cpus,
+    knob,
+    or_else,
+    switch,
+    text,
+    url_path,
+    whole,
+)
 
 # seconds the proxy waits beyond the app server's own kill: long enough for the
 # kill to land and be reported, short enough that clients are not left hanging
@@ -170,7 +181,10 @@ class Settings:
         "virtualenv the app is installed in (uWSGI virtualenv, mod_wsgi python-home)",
     )
     WSGI_APP: str = knob(
-        "app.wsgi:application", text, "the WSGI callable the servers import, module:name"
+        "app.wsgi:application",
+        text,
+        "the WSGI callable the servers import, module:name, or module:factory() for an app "
+        "factory called once per process",
     )
     TLS: int = knob(
         0, switch, "1: the proxy serves HTTPS (and HTTP/2) on TLS_PORT, plain HTTP redirects"
@@ -237,7 +251,20 @@ class Settings:
     STATIC_ROOT: str = knob(
         "",
         or_else(lambda known: str(APP_STATIC)),
-        "folder the proxy serves /static/ from; default: the app's app/static",
+        "folder the proxy serves STATIC_URL from; default: the app's app/static",
+    )
+    STATIC_URL: str = knob(
+        "/static/",
+        url_path(ends_with_slash=True),
+        "URL prefix of the app's static files, which the proxy serves from STATIC_ROOT "
+        "without the app",
+    )
+    READY_PATH: str = knob(
+        "/readyz",
+        url_path(ends_with_slash=False),
+        "the app's own readiness path: a GET it answers 2xx once it can serve. The proxies "
+        "answer their /readyz probe with it, whatever the Host; probes of a stack without a "
+        "proxy ask it directly",
     )
     DNS_RESOLVER: str = knob(
         "",
@@ -249,6 +276,12 @@ class Settings:
         "",
         cpus,
         "nginx worker processes; unset or empty: the CPUs available (cgroup quota, affinity)",
+    )
+    APP_USER: str = knob(
+        "wsgistack",
+        text,
+        "the app's own account on a server (the Debian layout: the uWSGI unit's User=, the "
+        "mod_wsgi daemons' user=); its group owns the uWSGI socket, and www-data joins it",
     )
     MOD_WSGI_MODULE: str = knob(
         "",

@@ -194,6 +194,7 @@ STACKS: dict[str, StackSpec] = {
             needs_system_python=True,
             # processes of one thread each by default (wsgistack/settings.py)
             server="uwsgi",
+            proxied=True,
         ),
         StackSpec(
             "apache",
@@ -203,6 +204,7 @@ STACKS: dict[str, StackSpec] = {
             apache,
             needs_system_python=True,
             server="mod_wsgi",
+            proxied=True,
         ),
         StackSpec(
             "gunicorn",

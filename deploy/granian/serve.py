@@ -93,8 +93,10 @@ LOG_CONFIG = {
 
 def build(settings: Settings) -> Server:
     return Server(
-        # the WSGI callable, module:name (WSGI_APP). No default.
-        settings.WSGI_APP,
+        # the WSGI callable, module:name (WSGI_APP), or module:factory() whose
+        # call returns it (granian wants the name, and factory=True below).
+        # No default.
+        settings.WSGI_APP.removesuffix("()"),
         # -------------------------------------------------------------------
         # socket
         # -------------------------------------------------------------------
@@ -240,8 +242,9 @@ def build(settings: Settings) -> Server:
         # reload on file changes, for development only (and not supported on
         # the free-threaded build). default: False
         reload=False,
-        # WSGI_APP is the app itself, not a factory to call. default: False
-        factory=False,
+        # WSGI_APP names the app itself, or (ending in "()") a factory to call
+        # once per worker. default: False
+        factory=settings.WSGI_APP.endswith("()"),
     )
 
 

@@ -73,11 +73,20 @@ def test_only_nginx_shares_a_network_with_the_uwsgi_socket(compose_config) -> No
     assert "prometheus" in members("metrics") and not members("metrics") & clients
 
 
+# the services whose healthcheck asks the app itself, at its READY_PATH
+# (`$$` is compose's escape: the healthcheck expands the container's variable)
+APP_PROBED = {"uwsgi-app", "gunicorn", "granian"}
+
+
 def test_every_server_healthcheck_probes_readiness(compose_config) -> None:
+    """A proxy is asked its own /readyz (which it passes to the app); an app
+    server without one is asked the app's READY_PATH (/readyz by default)."""
+    assert compose_config["services"]["gunicorn"]["environment"]["READY_PATH"] == "/readyz"
     for stack_name, services in SERVICES.items():
         for service in services:
             test = compose_config["services"][service]["healthcheck"]["test"]
-            assert test[-1].endswith("/readyz"), (stack_name, service, test)
+            path = "$$READY_PATH" if service in APP_PROBED else "/readyz"
+            assert test[-1].endswith(path), (stack_name, service, test)
 
 
 NGINX_MB = 32  # nginx's own processes, beside its tmpfs

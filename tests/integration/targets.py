@@ -57,18 +57,21 @@ def test_pki() -> Path:
     return folder
 
 
-def wait_for_up(base_url: str, name: str, timeout: float, alive, log_tail) -> None:
-    """Poll /readyz until it answers 200; ``alive()`` raises if the stack died."""
+def wait_for_up(
+    base_url: str, name: str, timeout: float, alive, log_tail, path: str = "/readyz"
+) -> None:
+    """Poll ``path`` (the proxy's /readyz, or the app's READY_PATH where no
+    proxy is in front) until it answers 200; ``alive()`` raises if the stack died."""
 
     def ready() -> bool:
         alive()
-        return http_get(base_url + "/readyz", timeout=1)[0] == 200
+        return http_get(base_url + path, timeout=1)[0] == 200
 
     wait_until(
         ready,
         timeout=timeout,
         interval=0.2,
-        what=f"{name} answering 200 at {base_url}/readyz",
+        what=f"{name} answering 200 at {base_url}{path}",
         ignore=(OSError,),
         detail=log_tail,
     )
@@ -129,7 +132,9 @@ class NativeTarget:
             if self.proc.poll() is not None:
                 raise AssertionError(f"wsgistack up {self.stack} exited:\n{self.log_tail()}")
 
-        wait_for_up(self.base_url, self.stack, timeout, alive, self.log_tail)
+        spec = get_stack(self.stack)
+        path = "/readyz" if spec.proxied else self.settings.READY_PATH
+        wait_for_up(self.base_url, self.stack, timeout, alive, self.log_tail, path)
 
     def reload(self) -> None:
         """What an operator does to roll out a new release: SIGHUP to the supervisor."""

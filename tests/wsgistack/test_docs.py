@@ -28,6 +28,7 @@ DOCS = ROOT / "docs"
 CONFIGURATION = DOCS / "configuration.md"
 GUARANTEES = DOCS / "guarantees.md"
 BENCHMARK = DOCS / "benchmark.md"
+DEBIAN_SERVER = DOCS / "debian-server.md"
 # a front door: the first command on the first screen, the tests' on the second,
 # and everything else one link away
 README_MAX_LINES = 200
@@ -46,6 +47,13 @@ def knob_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def install_script() -> str:
+    """The Debian server's install script, as the page quotes it: the steps a
+    person types are the ones the tests run."""
+    script = (ROOT / "deploy" / "debian" / "install.sh").read_text()
+    return f"```sh\n{script}```\n"
+
+
 def generated_tables() -> dict[str, tuple[Path, str]]:
     """{marker name: (the page that holds the table, the table as the code says it)}."""
     from tests.integration.guarantees import markdown_table
@@ -53,6 +61,7 @@ def generated_tables() -> dict[str, tuple[Path, str]]:
     return {
         "knobs": (CONFIGURATION, knob_table()),
         "guarantees": (GUARANTEES, markdown_table()),
+        "install-script": (DEBIAN_SERVER, install_script()),
     }
 
 
@@ -73,7 +82,7 @@ def with_table(text: str, name: str, table: str) -> str:
     return before + start + table + end + rest.split(end, 1)[1]
 
 
-@pytest.mark.parametrize("name", ["knobs", "guarantees"])
+@pytest.mark.parametrize("name", ["knobs", "guarantees", "install-script"])
 def test_a_generated_table_is_what_the_code_declares(name):
     page, table = generated_tables()[name]
     assert between_markers(page.read_text(), name) == table, REGENERATE

@@ -122,14 +122,20 @@ def app_images(request, apps):
     else:
         knobs["STATIC_ROOT"] = "/opt/venv/lib/python3.13/site-packages/sqlite_web/static"
     # the app's data: flaskr's instance folder beside its package, sqlite-web's
-    # database on the /tmp tmpfs (a real deployment mounts a volume)
+    # database on the /tmp tmpfs (a real deployment mounts a volume); the app's
+    # own settings (not knobs: compose passes only those) in the same
+    # override file, as docs/your-app.md tells a user
+    own = {**app.env, "SQLITE_WEB_DATABASE": "/tmp/notes.db"}
     services = {service for _, service in PROFILES.values()}
-    data = {"services": {s: {"tmpfs": ["/srv/instance:mode=1777"]} for s in services}}
+    data = {
+        "services": {
+            s: {"tmpfs": ["/srv/instance:mode=1777"], "environment": own} for s in services
+        }
+    }
     (context / "app-data.yaml").write_text(json.dumps(data))
     env = {
         **knobs,
-        **app.env,
-        "SQLITE_WEB_DATABASE": "/tmp/notes.db",
+        **own,
         "APP_REQUIREMENTS": "app-requirements.txt",
         "APP_SOURCE": app.source.name,
         "IMAGE_TAG": f"{compose.IMAGE_TAG}-{app.name}",

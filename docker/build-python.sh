@@ -30,13 +30,17 @@ renice -n 19 -p $$ >/dev/null
 cd /build/Python-*
 # --enable-shared: a libpython an embedding server (mod_wsgi) links; the rpath
 # lets the interpreter find it without LD_LIBRARY_PATH.
+# --disable-test-modules: neither build nor install CPython's own test suite
+# (Lib/test, the _test* extensions): no image runs it, and byte-compiling it
+# three times over was a good part of `make install` (default: built and
+# installed). https://docs.python.org/3.13/using/configure.html#cmdoption-disable-test-modules
 # $gil_flag unquoted on purpose: no argument at all for the GIL build
 # shellcheck disable=SC2086
-./configure --prefix=/opt/python $gil_flag --enable-shared \
+./configure --prefix=/opt/python $gil_flag --enable-shared --disable-test-modules \
     LDFLAGS="-Wl,-rpath,/opt/python/lib" >/dev/null
 make -j"$(nproc)" >/dev/null
 make install >/dev/null
-rm -rf /opt/python/lib/python*/test /opt/python/lib/python*/idlelib \
+rm -rf /opt/python/lib/python*/idlelib \
     /opt/python/lib/python*/tkinter /opt/python/lib/python*/turtledemo
 # Python-3.13.5 -> 3.13
 version=$(basename "$PWD" | sed 's/^Python-\([0-9]*\.[0-9]*\).*/\1/')

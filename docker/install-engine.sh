@@ -61,8 +61,11 @@ else
         fi
         say "starting dockerd in the background (log: $DOCKERD_LOG)"
         mkdir -p "$(dirname "$DOCKERD_LOG")"
-        # containerd is started by dockerd itself when no system one runs
-        setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+        # containerd is started by dockerd itself when no system one runs.
+        # Descriptors 3-9 closed: a daemon that outlives this script must not
+        # keep what its caller held open (a `flock LOCKFILE make test` run's
+        # lock would stay held by dockerd for as long as the engine runs)
+        setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     else
         say "dockerd is running (pid $(pgrep -x dockerd | head -n1)), waiting for it to answer"
     fi

@@ -54,7 +54,13 @@ def test_numbers_may_carry_spaces():
 @pytest.mark.parametrize("knob", NUMBERS)
 def test_each_number_has_its_least_value(knob):
     # 0 means "never", "none" or "the default" for these; everything else needs 1
-    may_be_zero = {"MAX_BODY_BYTES", "MAX_REQUESTS", "RELOAD_ON_RSS_MB", "TLS_PUBLIC_PORT"}
+    may_be_zero = {
+        "MAX_BODY_BYTES",
+        "MAX_REQUESTS",
+        "RELOAD_ON_RSS_MB",
+        "TLS_PUBLIC_PORT",
+        "JOB_STOP_TIMEOUT",
+    }
     switches = {"TLS", "MOD_WSGI_FREE_THREADING"}
     if knob in may_be_zero | switches:
         Settings.from_env({knob: "0"})

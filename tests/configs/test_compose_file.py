@@ -61,11 +61,39 @@ def test_compose_services_are_locked_down(compose_config) -> None:
 def test_only_nginx_shares_a_network_with_the_uwsgi_socket(compose_config) -> None:
     services = compose_config["services"]
     app_networks = set(services["uwsgi-app"]["networks"])
-    assert len(app_networks) == 1, app_networks
-    (network,) = app_networks
-    assert compose_config["networks"][network].get("internal") is True
-    members = {name for name, service in services.items() if network in service["networks"]}
-    assert members == {"uwsgi-app", "uwsgi-nginx"}
+    assert app_networks == {"uwsgi-socket", "jobs"}, app_networks
+    members = {
+        network: {name for name, service in services.items() if network in service["networks"]}
+        for network in app_networks
+    }
+    # the socket's own network: nginx and the app; the job queue's: Valkey and
+    # the job workers (this app's own code), no proxy, no Locust
+    assert members["uwsgi-socket"] == {"uwsgi-app", "uwsgi-nginx"}
+    assert members["jobs"] - {"valkey", "worker"} == {"uwsgi-app", "apache", "gunicorn", "granian"}
+    for network in app_networks:
+        assert compose_config["networks"][network].get("internal") is True
+
+
+def test_valkey_is_on_the_job_queues_network_only_and_keeps_its_data(compose_config) -> None:
+    services = compose_config["services"]
+    for name in ("valkey", "worker"):
+        assert list(services[name]["networks"]) == ["jobs"], name
+        assert not services[name].get("ports"), name
+    (volume,) = services["valkey"]["volumes"]
+    assert (volume["type"], volume["target"]) == ("volume", "/data")
+    assert volume["source"] in compose_config["volumes"]
+    # the app services reach it: the same address, user and password as the workers
+    client = {k: v for k, v in services["worker"]["environment"].items() if k.startswith("VALKEY_")}
+    for name in ("uwsgi-app", "apache", "gunicorn", "granian", "valkey"):
+        env = services[name]["environment"]
+        assert {k: env.get(k) for k in client} == client, name
+
+
+def test_the_job_workers_stop_grace_follows_their_ladder(compose_config) -> None:
+    worker = compose_config["services"]["worker"]
+    settings = Settings.from_env({k: str(v) for k, v in worker["environment"].items()})
+    assert _seconds(worker["stop_grace_period"]) == settings.WORKER_STOP_GRACE_PERIOD
+    assert settings.JOB_TIME_LIMIT < settings.JOB_HARD_TIME_LIMIT < settings.JOB_VISIBILITY_TIMEOUT
 
 
 def test_every_server_healthcheck_probes_readiness(compose_config) -> None:

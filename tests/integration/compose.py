@@ -66,6 +66,8 @@ IMAGES = {
         "freethreaded",
         "gil",
         "apache-freethreaded",
+        "valkey",
+        "worker",
     )
 }
 STOP_SIGNALS = {
@@ -78,6 +80,10 @@ STOP_SIGNALS = {
     "freethreaded": "SIGTERM",
     "gil": "SIGTERM",
     "apache-freethreaded": "SIGWINCH",
+    # Valkey flushes its append-only file and exits; the job workers' soft
+    # shutdown (REMAP_SIGTERM=SIGQUIT in the image, docs/jobs.md)
+    "valkey": "SIGTERM",
+    "worker": "SIGTERM",
 }
 # an arbitrary UID with GID 0, as OpenShift runs containers
 ARBITRARY_USER = "12345:0"

@@ -45,6 +45,7 @@ IMAGE_MODULES = {
     "test_swarm",
     "test_kubernetes_pod",
     "test_bench_interpreter_images",
+    "test_jobs",
 }
 
 

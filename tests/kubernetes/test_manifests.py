@@ -10,6 +10,7 @@ pod's two containers with plain `docker run`, wired as the pod wires them.
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import kubernetes_validate
@@ -18,6 +19,7 @@ import pytest
 from tests.kubernetes.manifests import (
     ROOT,
     TARGETS,
+    component,
     container,
     container_env,
     cpus,
@@ -67,7 +69,8 @@ def prestop_sleep(nginx: dict) -> int:
 
 
 def test_kustomize_renders_every_object(target: str) -> None:
-    objects = render(target)
+    # the web stack's (the job queue's, where an overlay adds it: test_jobs_manifests.py)
+    objects = [o for o in render(target) if component(o) == "web"]
     assert {o["kind"] for o in objects} == KINDS
     names = {o["metadata"]["name"] for o in objects if o["kind"] != "ConfigMap"}
     assert names == {"wsgistack"}
@@ -234,9 +237,22 @@ def test_rollout_budget_and_autoscaler_fit_together(target: str) -> None:
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
 
 
-def test_network_policy_admits_http_only_and_sends_nothing(target: str) -> None:
-    policy = only(render(target), "NetworkPolicy")["spec"]
+def test_network_policy_admits_http_only_and_sends_to_the_job_queue_only(target: str) -> None:
+    objects = render(target)
+    policy = only(objects, "NetworkPolicy")["spec"]
     assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
-    assert policy["egress"] == []
     for rule in policy["ingress"]:
         assert rule["ports"] == [{"protocol": "TCP", "port": "http"}]
+    if not any(component(o) == "valkey" for o in objects):
+        # the base alone: nothing goes out
+        assert policy["egress"] == []
+        return
+    # with the job queue: Valkey's port on Valkey's pods, and DNS to find it
+    valkey = only(objects, "StatefulSet", "valkey")["spec"]["selector"]["matchLabels"]
+    allowed = {
+        (json.dumps(rule["to"], sort_keys=True), p["protocol"], p["port"])
+        for rule in policy["egress"]
+        for p in rule["ports"]
+    }
+    assert (json.dumps([{"podSelector": {"matchLabels": valkey}}]), "TCP", 6379) in allowed
+    assert {port for *_, port in allowed} == {6379, 53}

@@ -105,7 +105,7 @@ class Jobs:
             # a submission waits for Valkey a few seconds at most, then the
             # client gets a 503: connect and socket timeouts, and two quick
             # retries of the publish (a stale pooled connection is replaced).
-            # defaults: connect 4 s, no socket timeout, 3 retries over 3 s
+            # defaults: 4 s to connect, no socket timeout, 3 retries
             broker_connection_timeout=2,
             broker_transport_options={
                 "socket_connect_timeout": 2,
@@ -123,15 +123,9 @@ class Jobs:
             redis_socket_timeout=SOCKET_TIMEOUT,
         )
 
-    def submit(self, job_id: str, n: int, method: str) -> dict[str, str]:
-        """Record and queue a job; its record. A failure leaves no record behind."""
-        record = self.records.create(job_id, n, method)
-        try:
-            self.celery.send_task(self.task, args=[n, method], task_id=job_id, queue=self.queue)
-        except Exception:
-            self.records.forget(job_id)
-            raise
-        return record
+    def publish(self, job_id: str, n: int, method: str) -> None:
+        """Put a recorded job on the queue."""
+        self.celery.send_task(self.task, args=[n, method], task_id=job_id, queue=self.queue)
 
     def result(self, job_id: str) -> dict[str, Any]:
         """Celery's stored result of a job: {"status": "PENDING"} until there is one."""
@@ -325,15 +319,23 @@ def submit_fib():
                 f"The job queue is full ({queued} jobs waiting, at most {limit}); "
                 "no job was submitted."
             )
+        # the record first: a concurrent request that finds the key bound to
+        # this job finds the job too
         job_id = str(uuid.uuid4())
-        # a concurrent request with the same key may have bound it meanwhile
-        if key is not None and (bound := jobs.records.claim(key, job_id, fingerprint)):
-            return _replay(jobs, bound, fingerprint)
+        record = jobs.records.create(job_id, n, method)
         try:
-            record = jobs.submit(job_id, n, method)
+            if key is not None and (bound := jobs.records.claim(key, job_id, fingerprint)):
+                # a concurrent request with the same key bound it first
+                jobs.records.forget(job_id)
+                return _replay(jobs, bound, fingerprint)
+            jobs.publish(job_id, n, method)
         except Exception:
-            if key is not None:
-                jobs.records.release(key)
+            # nothing was submitted: no record, and the key free for a retry
+            # (as far as Valkey can be reached: the client gets its 503 anyway)
+            with contextlib.suppress(*jobs.errors):
+                jobs.records.forget(job_id)
+                if key is not None and jobs.records.bound(key) == (job_id, fingerprint):
+                    jobs.records.release(key)
             raise
     return _respond(job_id, status(job_id, record, {"status": "PENDING"}), 202)
 

@@ -9,7 +9,7 @@ import csv
 
 import pytest
 
-from wsgistack.bench import crossover
+from wsgistack.bench import crossover, crossover_command
 from wsgistack.bench.crossover import Point, find_crossover, mode_env, percentile, write_report
 
 
@@ -81,5 +81,5 @@ def test_the_report_has_every_point_and_the_answer(tmp_path):
 @pytest.mark.parametrize("text", ["0", "31", "20,x", ""])
 def test_sizes_stay_within_what_a_request_may_ask(text):
     with pytest.raises(argparse.ArgumentTypeError):
-        crossover.sizes_list(text)
-    assert crossover.sizes_list("29,20,20") == [20, 29]
+        crossover_command.sizes_list(text)
+    assert crossover_command.sizes_list("29,20,20") == [20, 29]

@@ -242,6 +242,15 @@ def status(job_id: str, record: dict[str, str], meta: dict[str, Any]) -> dict[st
     return body
 
 
+def _read(jobs: Jobs, job_id: str) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """Celery's result, then the record: a worker writes the record's end before
+    it stores the result, so a result read first never meets a record that has
+    not caught up with it (the other way round, a job may finish between the
+    two reads, and show done with no attempt)."""
+    meta = jobs.result(job_id)
+    return meta, jobs.records.get(job_id)
+
+
 def _respond(job_id: str, body: dict[str, Any], code: int = 200, replayed: bool = False):
     response = jsonify(body)
     response.status_code = code
@@ -296,10 +305,10 @@ def _replay(jobs: Jobs, bound: tuple[str, str], fingerprint: str):
     job_id, first_request = bound
     if first_request != fingerprint:
         raise InvalidParams(422, [("Idempotency-Key", "was sent before with a different job")])
-    record = jobs.records.get(job_id)
+    meta, record = _read(jobs, job_id)
     if record is None:
         raise NotFound("The job this Idempotency-Key created has expired.")
-    return _respond(job_id, status(job_id, record, jobs.result(job_id)), 202, replayed=True)
+    return _respond(job_id, status(job_id, record, meta), 202, replayed=True)
 
 
 @bp.post("/jobs/fib")
@@ -346,10 +355,9 @@ def job_status(job_id: str):
         raise NotFound("No job has this id.")
     jobs = _jobs()
     with _queue_errors(jobs):
-        record = jobs.records.get(job_id)
-        if record is None:
-            raise NotFound("No job has this id (or its record has expired).")
-        meta = jobs.result(job_id)
+        meta, record = _read(jobs, job_id)
+    if record is None:
+        raise NotFound("No job has this id (or its record has expired).")
     return _respond(job_id, status(job_id, record, meta))
 
 

@@ -8,8 +8,9 @@ run twice on the same CPU budget, through the compose stacks (docs/jobs.md):
   nginx -> uWSGI gets the whole budget (APP_CPUS);
 - ``jobs``: the long work is a job (``POST /jobs/fib``, then polled until
   done); uWSGI gets (1 - share) of the budget, the job workers the share
-  (WORKER_CPUS). nginx and Valkey run outside the budget in both modes:
-  Valkey's CPU is reported as the queue's cost.
+  (WORKER_CPUS). nginx and Valkey run outside the budget in both modes
+  (Valkey's CPU is reported as the queue's cost), and so does the load
+  generator: the budget defaults to half the machine's CPUs.
 
 Each point measures, for one size, the short requests' p50/p95 and rate and
 the long work's rate and p95 (submitted to done for jobs). The crossover is

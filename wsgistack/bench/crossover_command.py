@@ -117,7 +117,8 @@ def add_parser(sub) -> None:
     parser.add_argument(
         "--cpus",
         type=positive(float),
-        help="the CPU budget of the app server and the workers (default: the CPUs available)",
+        help="the CPU budget of the app server and the workers (default: half the CPUs "
+        "available, at least 1: the rest is the load generator's, nginx's and Valkey's)",
     )
     parser.add_argument(
         "--share",
@@ -157,7 +158,7 @@ def main(args: argparse.Namespace) -> int:
 
     if args.share >= 1:
         raise StackError("--share is the workers' part of the budget: below 1")
-    cpus = args.cpus or float(available_cpus())
+    cpus = args.cpus or max(1.0, available_cpus() / 2)
     stacks = Stacks(args.project, args.port, args.tag, cpus, args.share)
     out = new_report_dir(args.out, prefix="crossover-")
     points: list[Point] = []

@@ -204,7 +204,7 @@ def measure(
     size: int,
     seconds: float,
     short_users: int = 4,
-    long_users: int = 4,
+    long_users: int = 8,
     valkey_cpu: Callable[[], float] | None = None,
 ) -> Point:
     """Run the mix for WARMUP + ``seconds`` against a stack already up; one Point."""

@@ -138,8 +138,9 @@ def add_parser(sub) -> None:
     parser.add_argument(
         "--long-users",
         type=positive(int),
-        default=4,
-        help="clients asking for long work back to back (default 4)",
+        default=8,
+        help="clients asking for long work back to back (default 8: as many as the uwsgi "
+        "stack's processes, so that in the request the long work can take every one)",
     )
     parser.add_argument(
         "--port",

@@ -1,6 +1,8 @@
-"""wsgistack/bench/crossover.py without a stack: the CPU split of each mode, the
-percentiles, where the crossover lies and the report. Its load runs against
-the real job queue in tests/integration/test_jobs.py."""
+"""wsgistack/bench/crossover.py and the `wsgistack crossover` command without a
+stack: the CPU split of each mode, the percentiles, where the crossover lies,
+the report, and the command's order (each mode's stack up in turn, every size
+measured on it, the stacks torn down even when a point fails). Its load runs
+against the real job queue in tests/integration/test_jobs.py."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import csv
 
 import pytest
 
+from wsgistack import cli
 from wsgistack.bench import crossover, crossover_command
 from wsgistack.bench.crossover import Point, find_crossover, mode_env, percentile, write_report
+from wsgistack.runner import StackError
 
 
 def point(mode: str, size: int, short_p95: float, long_per_s: float = 1.0, cpu: float = 0.0):
@@ -83,3 +87,101 @@ def test_sizes_stay_within_what_a_request_may_ask(text):
     with pytest.raises(argparse.ArgumentTypeError):
         crossover_command.sizes_list(text)
     assert crossover_command.sizes_list("29,20,20") == [20, 29]
+
+
+class FakeStacks:
+    """crossover_command.Stacks without an engine: the modes brought up, the teardowns."""
+
+    made: list[FakeStacks] = []
+
+    def __init__(self, project, port, image_tag, cpus, share):
+        self.args = (project, port, image_tag, cpus, share)
+        self.ups: list[str] = []
+        self.downs = 0
+        FakeStacks.made.append(self)
+
+    def up(self, mode: str) -> str:
+        self.ups.append(mode)
+        return f"http://127.0.0.1:{self.args[1]}"
+
+    def down(self) -> None:
+        self.downs += 1
+
+    def valkey_cpu(self) -> float:
+        return 0.0
+
+
+@pytest.fixture
+def fake_stacks(monkeypatch):
+    FakeStacks.made = []
+    monkeypatch.setattr(crossover_command, "Stacks", FakeStacks)
+    return FakeStacks.made
+
+
+def test_the_command_measures_every_size_in_each_mode_and_writes_the_report(
+    monkeypatch, tmp_path, fake_stacks, capsys
+):
+    calls = []
+
+    def measure(base_url, mode, size, seconds, short_users, long_users, valkey_cpu):
+        calls.append((base_url, mode, size, seconds, short_users, long_users, valkey_cpu))
+        # the queue protects the short requests from n=26 on
+        slow = mode == "in-request" and size >= 26
+        return point(mode, size, 40 if slow else 10 if mode == "jobs" else 5, cpu=size)
+
+    monkeypatch.setattr(crossover_command, "measure", measure)
+    argv = ["crossover", "--sizes", "26,20", "--cpus", "2", "--duration", "3"]
+    assert cli.main([*argv, "--port", "9000", "--tag", "mine", "--out", str(tmp_path)]) == 0
+    (stacks,) = fake_stacks
+    assert stacks.args == ("wsgistack-crossover", 9000, "mine", 2.0, 0.5)
+    # one stack per mode, in-request first, torn down once at the end
+    assert stacks.ups == ["in-request", "jobs"] and stacks.downs == 1
+    measured = [(mode, size) for _, mode, size, *_ in calls]
+    assert measured == [("in-request", 20), ("in-request", 26), ("jobs", 20), ("jobs", 26)]
+    assert {c[0] for c in calls} == {"http://127.0.0.1:9000"}
+    assert {c[3:6] for c in calls} == {(3.0, 4, 8)}
+    # Valkey's CPU is read in jobs mode only
+    assert [c[6] is not None for c in calls] == [False, False, True, True]
+    page = (tmp_path / "crossover.md").read_text()
+    assert "From naive n=26" in page and "CPUs: 2" in page and "seconds per point: 3" in page
+    assert "From naive n=26" in capsys.readouterr().out
+
+
+def test_the_command_tears_the_stack_down_when_a_point_fails(monkeypatch, tmp_path, fake_stacks):
+    def measure(*args):
+        raise StackError("nginx answered 502")
+
+    monkeypatch.setattr(crossover_command, "measure", measure)
+    assert cli.main(["crossover", "--cpus", "1", "--out", str(tmp_path)]) == 1
+    (stacks,) = fake_stacks
+    assert stacks.ups == ["in-request"] and stacks.downs == 1
+    assert not (tmp_path / "crossover.md").exists()
+
+
+def test_the_workers_share_must_leave_the_app_some_cpu(tmp_path, fake_stacks, capsys):
+    assert cli.main(["crossover", "--share", "1", "--out", str(tmp_path)]) == 1
+    assert "--share" in capsys.readouterr().err and not fake_stacks
+
+
+def test_each_mode_is_its_own_compose_stack_with_its_cpu_budget(monkeypatch):
+    monkeypatch.delenv("VALKEY_PASSWORD", raising=False)
+    stacks = crossover_command.Stacks("p", 9000, "mine", 2, 0.25)
+    other = crossover_command.Stacks("p", 9000, "mine", 2, 0.25)
+    env = stacks.env
+    assert (env["IMAGE_TAG"], env["UWSGI_HTTP_PORT"], env["UWSGI_HTTPS_PORT"]) == (
+        "mine",
+        "9000",
+        "9400",
+    )
+    # a password of the run's own, and a queue that never refuses the long work
+    assert (
+        len(env["VALKEY_PASSWORD"]) == 32 and env["VALKEY_PASSWORD"] != other.env["VALKEY_PASSWORD"]
+    )
+    assert env["JOB_QUEUE_LIMIT"] == "100000"
+    commands = []
+    monkeypatch.setattr(stacks, "compose", lambda *args, timeout=0: commands.append(args))
+    assert stacks.up("jobs") == "http://127.0.0.1:9000"
+    assert (env["APP_CPUS"], env["WORKER_CPUS"]) == ("1.5", "0.5")
+    assert commands == [("--profile", "uwsgi", "--profile", "jobs", "up", "--detach", "--wait")]
+    stacks.down()
+    assert commands[-1][:2] == ("--profile", "*") and "--volumes" in commands[-1]

@@ -25,7 +25,7 @@ from flask import Flask, current_app, request
 from flask.logging import default_handler
 from werkzeug.exceptions import RequestEntityTooLarge, RequestURITooLarge
 
-from app import fanout, fib, forwarded, jobs, problems, request_log, timing
+from app import fanout, fib, forwarded, jobs, metrics, problems, request_log, timing
 
 DEFAULTS: dict[str, Any] = {
     # doubling/iterative cap; F(20000) has 4180 digits, under the 4300 that
@@ -120,6 +120,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     # outermost: the client's real address is known before anything else runs
     app.wsgi_app = forwarded.TrustedProxyMiddleware(app.wsgi_app, trusted)
+    # around it all: Prometheus metrics by route, under the servers (app/metrics.py)
+    metrics.init_app(app)
 
     app.before_request(_limit_query_string)
     app.before_request(_limit_body)

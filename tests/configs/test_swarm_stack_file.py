@@ -53,7 +53,12 @@ def test_stack_file_has_the_knobs_and_ladder_of_compose():
     assert app["deploy"]["update_config"]["order"] == "start-first"
     assert app["deploy"]["update_config"]["failure_action"] == "rollback"
     assert [p["mode"] for p in proxy["ports"]] == ["host"]
-    assert set(app["networks"]) == {"backend", "jobs"}
+    assert set(app["networks"]) == {"backend", "metrics", "jobs"}
+    # the socket's network is nginx's and the app's only
+    assert {name for name, svc in stack.items() if "backend" in svc["networks"]} == {
+        swarm.APP_SERVICE,
+        swarm.PROXY_SERVICE,
+    }
 
 
 def test_stack_file_runs_the_job_queue_as_compose_does():
@@ -72,7 +77,8 @@ def test_stack_file_runs_the_job_queue_as_compose_does():
         assert ours["stop_grace_period"] == theirs["stop_grace_period"], service
         assert ours["image"].split(":")[0] == theirs["image"].split(":")[0]
         assert ours["read_only"] and ours["cap_drop"] == ["ALL"]
-        assert ours["healthcheck"]["test"] == theirs["healthcheck"]["test"], service
+        if service != swarm.APP_SERVICE:  # the app's probe: the test above
+            assert ours["healthcheck"]["test"] == theirs["healthcheck"]["test"], service
     # Valkey: one task, on the internal job network, its file on a volume, no VIP
     valkey, worker = stack["valkey"], stack["worker"]
     assert valkey["deploy"]["endpoint_mode"] == "dnsrr" and "ports" not in valkey

@@ -112,7 +112,7 @@ def stack(tmp_path_factory) -> Iterator[str]:
     problem = engine_problem()
     if problem:
         pytest.skip(problem)
-    build_images()
+    build_images(cpython=False)
     jobs_compose("down", "--volumes", "--timeout", "5", check=False)
     started = jobs_compose(
         "up", "--detach", "--wait", "--scale", f"worker={WORKERS}", timeout=UP_TIMEOUT, check=False

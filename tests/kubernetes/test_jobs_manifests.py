@@ -116,7 +116,7 @@ def test_resources_hold_the_processes_the_knobs_make(target: str) -> None:
     worker = container(objects, "worker", "worker")
     limits = worker["resources"]["limits"]
     processes = derived_count(
-        container_env(objects, "worker", "worker")["JOB_WORKERS"], limits.get("cpu")
+        "JOB_WORKERS", container_env(objects, "worker", "worker")["JOB_WORKERS"], limits.get("cpu")
     )
     assert processes == max(1, round(cpus(limits["cpu"])))
     assert mebibytes(limits["memory"]) >= processes * JOB_PROCESS_MIB + WORKER_HEADROOM_MIB

@@ -58,6 +58,8 @@ def recommend(
     if not passing:
         return Recommendation(None, [], fastest)
     best = max(passing, key=lambda r: r.rps)
+    # a lighter setting as fast within the noise is no alternative if its
+    # queue held requests while the best's did not: it is at its ceiling
     lighter = sorted(
         (
             r
@@ -65,6 +67,7 @@ def recommend(
             if r is not best
             and r.rps >= best.rps * (1 - NOISE)
             and (r.processes, r.threads) < (best.processes, best.threads)
+            and (best.saturated or not r.saturated)
         ),
         key=lambda r: (r.processes, r.threads),
     )

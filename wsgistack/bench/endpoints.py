@@ -57,6 +57,8 @@ class Endpoint:
     # the interpreter axis: its name, and the build's flags that matter to speed
     interpreter: str = ""
     python_build: str = ""
+    # the app server's metrics (METRICS_PORT), where in reach: native stacks
+    metrics_url: str = ""
 
 
 def python_description(base_url: str) -> str:
@@ -102,8 +104,18 @@ def native_endpoint(run: StackRun, port: int, log_dir: Path, **overrides) -> Ite
     ):
         pids = [proc.pid for proc in stack.procs.values()]
         try:
+            metrics = stack.settings
+            # the development server has no metrics endpoint
+            has_metrics = metrics.METRICS and run.stack != "devserver"
             yield Endpoint(
-                run.stack, run.concurrency, stack.base_url, pids, python_description(stack.base_url)
+                run.stack,
+                run.concurrency,
+                stack.base_url,
+                pids,
+                python_description(stack.base_url),
+                metrics_url=f"http://127.0.0.1:{metrics.METRICS_PORT}/metrics"
+                if has_metrics
+                else "",
             )
         finally:
             stack.stop(grace=IDLE_STOP_GRACE)

@@ -93,10 +93,21 @@ def run_row(r: Result) -> list[str]:
         num(r.generator_cores, 2), num(r.other_cores, 2),
         "; ".join(note for note in (
             "**generator-bound**" if r.generator_bound else "",
+            queue_note(r),
             f"{r.reconnects:,} reconnects (the server closed the connection)"
             if r.reconnects else "",
         ) if note),
     ]  # fmt: skip
+
+
+def queue_note(r: Result) -> str:
+    """What the server said of itself: its listen queue and busy slots."""
+    if r.queue_peak is None:
+        return ""
+    note = f"queue {r.queue_peak} at most, {num(r.queue_median, 0)} median"
+    if r.busy_slots is not None:
+        note += f", {r.busy_slots:.0%} of slots busy"
+    return f"**saturated**: {note}" if r.saturated else note
 
 
 def replay_rows(batches: list[BatchResult], workload: str):
@@ -149,6 +160,8 @@ def answer_row(a: answer.Answer) -> list[str]:
         return [a.title, "none met the limits", "-", "-", a.reason]
     label = charts.concurrency_label(best.stack, best.concurrency)
     flag = " (generator-bound: the server may do more)" if best.generator_bound else ""
+    if best.saturated:
+        flag += f" (saturated: {num(best.queue_median, 0)} requests queued, median)"
     return [a.title, f"**{best.stack} {label}**", num(best.rps, 1), num(best.p95_ms),
             a.reason + flag]  # fmt: skip
 

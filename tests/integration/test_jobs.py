@@ -462,9 +462,14 @@ def test_200_jobs_survive_two_worker_kills_and_a_valkey_restart(stack):
     def all_finished() -> bool:
         for location in locations:
             if location not in results:
-                body = state(location)
-                if body["state"] in ("done", "failed"):
-                    results[location] = body
+                answer = get(location)
+                # a 404: the job's record is gone (lost with Valkey's data),
+                # counted below with the jobs that never finish
+                if answer.status == 404:
+                    continue
+                assert answer.status == 200, (answer.status, answer.body[:300])
+                if answer.json["state"] in ("done", "failed"):
+                    results[location] = answer.json
         return len(results) == len(locations)
 
     # a lost job is counted below, not raised here
@@ -481,6 +486,13 @@ def test_200_jobs_survive_two_worker_kills_and_a_valkey_restart(stack):
         "queued at the Valkey stop": queued_before,
     }
     print(f"\n200-job run: {summary}")
+    for body in results.values():
+        if body not in done:
+            print(f"  not done with its value: {body['id']} {body['state']} {body.get('error')}")
+    # Valkey replayed its whole append-only file at the restart: no transaction
+    # refused (valkey.conf: the default user's rights)
+    replay = docker("logs", valkey, check=False)
+    assert "NOPERM" not in replay.stdout + replay.stderr, "Valkey refused part of its AOF"
     assert summary["lost"] == 0 and summary["failed or wrong"] == 0, summary
     assert all(b["completions"] >= 1 for b in results.values())
     for job in (child_job, *lost_jobs):

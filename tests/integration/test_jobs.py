@@ -3,8 +3,8 @@
 
 One stack for the module, in a compose project of its own on a port of its
 own (PORT_BASE + 30), with short limits so that the faults play out in
-seconds: jobs are stopped after JOB_TIME_LIMIT=10 s and killed after 15 s, a
-lost worker's jobs run again after the visibility timeout (25 s), a stopping
+seconds: jobs are stopped after JOB_TIME_LIMIT=30 s and killed after 35 s, a
+lost worker's jobs run again after the visibility timeout (45 s), a stopping
 worker gives its jobs JOB_STOP_TIMEOUT=1 s; two workers of two processes each.
 The tests run in file order and leave the stack as they found it (every
 worker running, Valkey up).
@@ -58,7 +58,11 @@ WORKERS = 2
 PROCESSES = 2
 SLOTS = WORKERS * PROCESSES
 QUEUE_LIMIT = 250
-TIME_LIMIT, HARD_LIMIT, VISIBILITY = 10, 15, 25
+# 30 s, not less: a job running when Valkey stops waits for it to store its
+# record, and that wait counts against its limit (the open gap of
+# docs/jobs.md); the 200-job run's outage (about 15 s) stays within it, so
+# the run tests what is guaranteed, no job lost
+TIME_LIMIT, HARD_LIMIT, VISIBILITY = 30, 35, 45
 PASSWORD = "integration-tests-only-password"
 STACK_ENV = {
     "JOB_TIME_LIMIT": str(TIME_LIMIT),

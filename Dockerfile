@@ -6,6 +6,9 @@
 #   gunicorn   the app under gunicorn on 8082
 #   granian    the app under granian on 8085
 #   locust     Locust master or worker; web UI on 8089
+#   valkey     Valkey (Debian's valkey-server): the job queue, on 6379, on a
+#              network only the app and the workers join (compose.yaml)
+#   worker     the job workers: Celery's prefork worker with the app's tasks
 #   prometheus Prometheus on 9090 (the metrics profile), exporters the
 #              proxies' Prometheus exporters (nginx 9113, Apache 9117)
 # and on CPython built from Debian's source package (PYTHON_BUILD: ft or gil):
@@ -333,6 +336,52 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:8089/"]
 # the web UI on the container's interface (locust.conf keeps it on loopback natively)
 CMD ["locust", "--config", "/srv/loadtests/locust.conf", "--web-host", "0.0.0.0"]
+
+# Valkey 8.1 from Debian: the job queue's broker and result store
+# (deploy/valkey/valkey.conf, rendered by the entrypoint with Debian's python3:
+# no app, no venv). /data holds its append-only file: mount a volume there
+# (compose.yaml does); writable by the image's user and by GID 0 (an arbitrary
+# UID, as on OpenShift). Valkey saves and exits on SIGTERM.
+FROM runtime AS valkey
+ARG UID GID
+USER 0
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends valkey-server \
+    && rm -rf /var/lib/apt/lists/* \
+    && install -d -o "${UID}" -g 0 -m 0770 /data
+USER ${UID}:${GID}
+COPY --chown=app:app wsgistack /srv/wsgistack
+COPY --chown=app:app deploy/valkey /srv/deploy/valkey
+ENV VALKEY_DATA=/data WSGISTACK_TEMPLATES=/srv/deploy/valkey/valkey.conf
+EXPOSE 6379
+# PING as the app's user (VALKEY_USER, VALKEY_PASSWORD): answered once the
+# append-only file is loaded (LOADING before)
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/healthcheck.py", "valkey://127.0.0.1:6379"]
+CMD ["valkey-server", "/tmp/wsgistack/valkey.conf"]
+
+# the job workers: `celery --app app.worker worker` (app/worker.py), Celery's
+# settings in deploy/celery/celeryconfig.py, the app's venv (Celery is in
+# requirements.txt, for the app submits jobs too)
+FROM runtime AS worker
+COPY --from=app-venv /opt/venv /opt/venv
+COPY --chown=app:app wsgistack /srv/wsgistack
+COPY --chown=app:app deploy/celery /srv/deploy/celery
+COPY --chown=app:app app /srv/app
+# REMAP_SIGTERM: the stop signal starts Celery's soft shutdown (running jobs
+# get JOB_STOP_TIMEOUT to finish, then go back to the queue) instead of its
+# warm one, which would wait for every job however long (celeryconfig.py)
+ENV PATH=/opt/venv/bin:$PATH CELERY_CONFIG=/srv/deploy/celery/celeryconfig.py \
+    REMAP_SIGTERM=SIGQUIT
+STOPSIGNAL SIGTERM
+# the heartbeat its event loop writes every 5 s while it consumes from Valkey
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/healthcheck.py", "fresh:$RUN_DIR/worker-heartbeat?max_age=20"]
+# INFO: a line when a job is received and when it ends, with its id.
+# --without-mingle: no 1 to 2 s at start asking the other workers for the jobs
+# they revoked (no job is revoked here); --without-gossip: no events from the
+# other workers, which nothing here reads (Celery has no settings for either)
+CMD ["celery", "--app", "app.worker", "worker", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
 
 # granian alone, no proxy: deploy/granian/serve.py holds every option and
 # reads the knobs from the environment (the freethreaded target runs the same)

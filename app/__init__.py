@@ -25,7 +25,7 @@ from flask import Flask, current_app, request
 from flask.logging import default_handler
 from werkzeug.exceptions import RequestEntityTooLarge, RequestURITooLarge
 
-from app import fanout, fib, forwarded, metrics, problems, request_log, timing
+from app import fanout, fib, forwarded, jobs, metrics, problems, request_log, timing
 
 DEFAULTS: dict[str, Any] = {
     # doubling/iterative cap; F(20000) has 4180 digits, under the 4300 that
@@ -37,6 +37,11 @@ DEFAULTS: dict[str, Any] = {
     # (35 would be ~2.5 s, 40 ~30 s)
     "FIB_NAIVE_MAX_N": 30,
     "SEQUENCE_MAX_N": 2000,
+    # the same as jobs (POST /jobs/fib, app/jobs.py), which run on the job
+    # workers under their own time limit (JOB_TIME_LIMIT), not a request's:
+    # F(100000) has 20899 digits; naive(40) is ~30 s of cpu, 1.6**10 x naive(30)
+    "JOB_FIB_MAX_N": 100000,
+    "JOB_FIB_NAIVE_MAX_N": 40,
     "IO_MAX_MS": 20000,
     "FANOUT_MAX_CALLS": 32,
     "FANOUT_POOL_SIZE": 16,
@@ -53,6 +58,8 @@ POSITIVE_INT_KEYS = (
     "FIB_MAX_N",
     "FIB_NAIVE_MAX_N",
     "SEQUENCE_MAX_N",
+    "JOB_FIB_MAX_N",
+    "JOB_FIB_NAIVE_MAX_N",
     "IO_MAX_MS",
     "FANOUT_MAX_CALLS",
     "FANOUT_POOL_SIZE",
@@ -123,6 +130,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app import front, views
 
     app.register_blueprint(views.bp)
+    jobs.init_app(app)
     front.init_app(app)
     return app
 

@@ -15,6 +15,13 @@
     healthy while this container holds an established TCP connection to PORT
     (read from /proc/net/tcp): a Locust worker that has joined its master,
     not merely one whose master listens.
+``valkey://HOST:PORT``
+    Valkey answers PING with PONG, logged in as VALKEY_USER with
+    VALKEY_PASSWORD (from the environment): it has loaded its append-only file
+    (it answers LOADING until then) and accepts the app's user.
+``fresh:PATH?max_age=SECONDS``
+    the file PATH was written within the last SECONDS: a job worker's
+    heartbeat (app/worker.py), which its event loop writes while it consumes.
 
 ``$NAME`` in the URL is expanded from the environment at check time, so the
 Dockerfile can say ``http://127.0.0.1:$PORT/readyz`` and follow a changed ``PORT``.
@@ -29,10 +36,11 @@ import os
 import socket
 import struct
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 # below Docker's --timeout (5 s in the Dockerfile), so a hung server is
 # reported by this script rather than killed without a word
@@ -107,11 +115,49 @@ def check_connected(url: str) -> str:
     raise OSError(f"no established connection to port {port}")
 
 
+def resp(*words: str) -> bytes:
+    """A command in Valkey's protocol (RESP): an array of bulk strings."""
+    encoded = [word.encode() for word in words]
+    return f"*{len(encoded)}\r\n".encode() + b"".join(
+        b"$%d\r\n%s\r\n" % (len(word), word) for word in encoded
+    )
+
+
+def check_valkey(url: str) -> str:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    user, password = os.environ.get("VALKEY_USER", ""), os.environ.get("VALKEY_PASSWORD", "")
+    with socket.create_connection((host, port), timeout=TIMEOUT) as conn:
+        conn.sendall((resp("AUTH", user, password) if password else b"") + resp("PING"))
+        answers = b""
+        expected = 2 if password else 1
+        while answers.count(b"\r\n") < expected:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            answers += chunk
+    lines = answers.decode("latin-1").split("\r\n")[:expected]
+    if lines[-1] != "+PONG" or (password and lines[0] != "+OK"):
+        raise OSError(" / ".join(lines))
+    return "PONG"
+
+
+def check_fresh(url: str) -> str:
+    parts = urlsplit(url)
+    max_age = float(parse_qs(parts.query).get("max_age", ["30"])[0])
+    age = time.time() - Path(parts.path).stat().st_mtime
+    if age > max_age:
+        raise OSError(f"{parts.path} is {age:.0f} s old (at most {max_age:g})")
+    return f"written {age:.1f} s ago"
+
+
 CHECKS = {
     "http": check_http,
     "https": check_http,
     "uwsgi": check_uwsgi,
     "connected": check_connected,
+    "valkey": check_valkey,
+    "fresh": check_fresh,
 }
 
 

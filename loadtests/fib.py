@@ -40,8 +40,10 @@ FANOUT_CALLS = 8
 # n for /fib/<n>?method=doubling in the mix: the edges (0, 1, 2), the last
 # value below 2**64 and the first above it, and the app's default limit
 DOUBLING_NS = (0, 1, 2, 10, 93, 94, 1000, 5000, 20000)
-# request_type of the entries loadtests/batches.py records for whole batches
+# request_type of the entries loadtests/batches.py records for whole batches,
+# and loadtests/jobs.py for whole jobs: not requests, left out of the thresholds
 BATCH = "BATCH"
+JOB = "JOB"
 
 
 def _fibonacci_strings(count: int) -> list[str]:
@@ -195,10 +197,11 @@ def _add_thresholds(parser) -> None:
 
 
 def request_totals(stats) -> StatsEntry:
-    """All requests together, without the whole-batch timings of batches.py."""
+    """All requests together, without the whole-batch (batches.py) and whole-job
+    (jobs.py) timings."""
     total = StatsEntry(stats, "Requests", "", use_response_times_cache=False)
     for (_, method), entry in stats.entries.items():
-        if method != BATCH:
+        if method not in (BATCH, JOB):
             total.extend(entry)
     return total
 

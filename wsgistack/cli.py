@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench.add_parser(sub)
     sizing.add_parser(sub)
+    from wsgistack.bench import crossover_command
+
+    crossover_command.add_parser(sub)
     from wsgistack import swarm
 
     swarm.add_parser(sub)

@@ -112,6 +112,37 @@ def addresses(raw: str, known: Mapping[str, Any]) -> str:
     return raw
 
 
+def address(raw: str, known: Mapping[str, Any]) -> str:
+    """``host:port`` (a name, an IPv4 address or a bracketed IPv6 one), or empty."""
+    raw = raw.strip()
+    if not raw:
+        return ""
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not (port.isascii() and port.isdigit()):
+        raise ValueError("expected host:port, or nothing")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port} is not between 1 and 65535")
+    return raw
+
+
+def secret(needed_with: str, shortest: int) -> Parse:
+    """A password: required when the knob ``needed_with`` is set, at least
+    ``shortest`` characters, none of them white space (config files split on it)."""
+
+    def parse(raw: str, known: Mapping[str, Any]) -> str:
+        if not raw:
+            if known[needed_with]:
+                raise ValueError(f"needed with {needed_with}={known[needed_with]!r}")
+            return raw
+        if len(raw) < shortest:
+            raise ValueError(f"must be at least {shortest} characters long")
+        if any(char.isspace() for char in raw):
+            raise ValueError("must not contain white space")
+        return raw
+
+    return parse
+
+
 def or_else(fallback: Callable[[Mapping[str, Any]], Any], parse: Parse = text) -> Parse:
     """``parse``, and ``fallback(known)`` where that gives an empty string or 0."""
     return lambda raw, known: parse(raw, known) or fallback(known)

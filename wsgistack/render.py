@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from wsgistack import cpus, debian, tls
-from wsgistack.configs import apache_mod_wsgi, nginx, prometheus, proxy, uwsgi
+from wsgistack.configs import apache_mod_wsgi, nginx, prometheus, proxy, uwsgi, valkey
 from wsgistack.settings import Settings, SettingsError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}")
@@ -43,6 +43,7 @@ FOLDERS: dict[str, tuple[Callable[[Settings], dict[str, str]], ...]] = {
     "nginx": (proxy.values, nginx.values),
     "apache-mod_wsgi": (proxy.values, apache_mod_wsgi.values),
     "uwsgi": (uwsgi.values,),
+    "valkey": (valkey.values,),
     "prometheus": (prometheus.values,),
     # the Debian layout's own files: systemd units and drop-ins (wsgistack.debian)
     "debian": (debian.values,),

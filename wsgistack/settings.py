@@ -33,14 +33,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from wsgistack.knobs import (
     Knob,
     SettingsError,
+    address,
     addresses,
     cpus,
     knob,
     or_else,
+    secret,
     switch,
     text,
     url_path,
@@ -52,6 +55,14 @@ from wsgistack.knobs import (
 PROXY_MARGIN = 5
 # seconds a graceful stop waits beyond the proxy timeout before it kills
 STOP_MARGIN = 10
+# the job queue's ladder (docs/jobs.md), from JOB_TIME_LIMIT, Celery's soft
+# limit: seconds a job that ignores it (stuck in C code) runs on before its
+# process is killed (Celery's hard limit)
+JOB_KILL_MARGIN = 5
+# seconds an unacknowledged job stays with its worker beyond the hard limit
+# before Valkey hands it to another worker (kombu's visibility timeout): the
+# time a delivered job may wait for a free process, and the workers' clock skew
+JOB_REDELIVERY_MARGIN = 10
 # seconds the proxy keeps an idle keep-alive connection beyond the balancer's
 # BALANCER_IDLE_TIMEOUT: the balancer must always be the one that closes it, or
 # it may send a request on a connection the proxy is closing (a 502 at the
@@ -295,6 +306,55 @@ class Settings:
         "needs a free-threaded Python (the apache-freethreaded image sets it)",
     )
 
+    VALKEY_ADDRESS: str = knob(
+        "",
+        address,
+        "host:port of Valkey, the job queue's broker and result store; empty: no job "
+        "queue (POST /jobs answers 503)",
+    )
+    VALKEY_USER: str = knob(
+        "wsgistack", text, "the Valkey user (ACL) the app and the job workers log in as"
+    )
+    VALKEY_PASSWORD: str = knob(
+        "",
+        secret("VALKEY_ADDRESS", 16),
+        "that user's password, at least 16 characters; needed with VALKEY_ADDRESS",
+    )
+    VALKEY_MEMORY_MB: int = knob(
+        256,
+        whole(1),
+        "Valkey's memory for queued jobs and results (maxmemory); when full, submissions "
+        "get a 503 and nothing is evicted",
+    )
+    VALKEY_DATA: str = knob(
+        "/var/lib/valkey",
+        text,
+        "folder of Valkey's append-only file, the queue on disk (a volume in containers)",
+    )
+    JOB_WORKERS: int = knob(
+        "",
+        cpus,
+        "job processes per worker (Celery prefork concurrency); unset or empty: the CPUs "
+        "available (cgroup quota, affinity)",
+    )
+    JOB_TIME_LIMIT: int = knob(
+        300,
+        whole(1),
+        "seconds a job may run before it is stopped and failed (Celery's soft time limit); "
+        f"one that does not stop is killed {JOB_KILL_MARGIN} s later",
+    )
+    JOB_STOP_TIMEOUT: int = knob(
+        30,
+        whole(0),
+        "seconds a stopping worker lets its running jobs finish before it hands them back "
+        "to the queue for another worker",
+    )
+    JOB_QUEUE_LIMIT: int = knob(
+        1000, whole(1), "jobs waiting in the queue beyond which a submission gets a 503"
+    )
+    JOB_RESULT_EXPIRES: int = knob(
+        3600, whole(1), "seconds a finished job's status and value are kept"
+    )
     METRICS: int = knob(
         1,
         switch,
@@ -341,7 +401,9 @@ class Settings:
             try:
                 known[k.env] = k.parse(raw, known)
             except ValueError as exc:
-                raise SettingsError(f"{k.env}={raw!r}: {exc} ({k.help})") from None
+                # a password is not repeated into logs
+                shown = "'...'" if k.env.endswith("_PASSWORD") and raw else repr(raw)
+                raise SettingsError(f"{k.env}={shown}: {exc} ({k.help})") from None
         return cls(**known)
 
     def as_env(self) -> dict[str, str]:
@@ -356,6 +418,34 @@ class Settings:
     @property
     def STOP_GRACE_PERIOD(self) -> int:
         return self.PROXY_TIMEOUT + STOP_MARGIN
+
+    # the job queue's ladder (docs/jobs.md)
+    @property
+    def JOB_HARD_TIME_LIMIT(self) -> int:
+        """Seconds after which a job's process is killed (Celery's hard limit)."""
+        return self.JOB_TIME_LIMIT + JOB_KILL_MARGIN
+
+    @property
+    def JOB_VISIBILITY_TIMEOUT(self) -> int:
+        """Seconds a delivered job stays unacknowledged with its worker before Valkey
+        delivers it again: above the hard limit, so no job still running is handed
+        to a second worker."""
+        return self.JOB_HARD_TIME_LIMIT + JOB_REDELIVERY_MARGIN
+
+    @property
+    def WORKER_STOP_GRACE_PERIOD(self) -> int:
+        """Seconds a worker's graceful stop may take before it is killed: its jobs'
+        last JOB_STOP_TIMEOUT seconds, then the hand-back and exit."""
+        return self.JOB_STOP_TIMEOUT + STOP_MARGIN
+
+    @property
+    def VALKEY_URL(self) -> str:
+        """VALKEY_ADDRESS as a redis:// URL with the user and password (db 0), as
+        Celery and redis-py take it; empty without VALKEY_ADDRESS."""
+        if not self.VALKEY_ADDRESS:
+            return ""
+        user, password = quote(self.VALKEY_USER, safe=""), quote(self.VALKEY_PASSWORD, safe="")
+        return f"redis://{user}:{password}@{self.VALKEY_ADDRESS}/0"
 
     @property
     def WORKER_SLOTS(self) -> int:

@@ -42,7 +42,7 @@ DEFAULT_NAME = "wsgistack"
 DEFAULT_PORT = 8090
 APP_SERVICE = "uwsgi-app"
 PROXY_SERVICE = "uwsgi-nginx"
-IMAGES = ("wsgistack-uwsgi", "wsgistack-nginx")
+IMAGES = ("wsgistack-uwsgi", "wsgistack-nginx", "wsgistack-valkey", "wsgistack-worker")
 # the address swarm mode advertises on a one-node swarm (docs/swarm.md)
 ADVERTISE_ADDR = "127.0.0.1"
 READY_TIMEOUT = 180.0
@@ -97,12 +97,14 @@ def stack_env(
     """The environment `docker stack deploy` fills stack.yaml's ``${VAR}`` from.
 
     STOP_GRACE_PERIOD follows the timeout ladder of the REQUEST_TIMEOUT in
-    effect (a YAML file cannot add), unless it is set explicitly."""
+    effect, and WORKER_STOP_GRACE_PERIOD the job workers' JOB_STOP_TIMEOUT (a
+    YAML file cannot add), unless they are set explicitly."""
     env = dict(os.environ)
     env.update(extra or {})
     env.update(APP_REPLICAS=str(replicas), SWARM_HTTP_PORT=str(port), IMAGE_TAG=image_tag)
-    if "STOP_GRACE_PERIOD" not in env:
-        env["STOP_GRACE_PERIOD"] = f"{Settings.from_env(env).STOP_GRACE_PERIOD}s"
+    settings = Settings.from_env(env)
+    env.setdefault("STOP_GRACE_PERIOD", f"{settings.STOP_GRACE_PERIOD}s")
+    env.setdefault("WORKER_STOP_GRACE_PERIOD", f"{settings.WORKER_STOP_GRACE_PERIOD}s")
     return env
 
 
@@ -120,7 +122,7 @@ def check_images(image_tag: str) -> None:
     if missing:
         raise SwarmError(
             f"missing images {', '.join(missing)}: build them with "
-            f"`IMAGE_TAG={image_tag} docker compose --profile uwsgi build`"
+            f"`IMAGE_TAG={image_tag} docker compose --profile uwsgi --profile jobs build`"
         )
 
 
@@ -166,6 +168,9 @@ def wait_ready(name: str, replicas: int, port: int, timeout: float = READY_TIMEO
         tasks = running_tasks(name)
         state = f"tasks {tasks}"
         if tasks.get(APP_SERVICE) != (replicas, replicas) or tasks.get(PROXY_SERVICE) != (1, 1):
+            return False
+        # the job queue's services too (Valkey, the workers): each at its count
+        if any(running != desired for running, desired in tasks.values()):
             return False
         # round robin over `replicas` addresses: 4 rounds reach each one
         seen = replica_hostnames(url, 4 * replicas)
@@ -259,20 +264,29 @@ def leftovers(name: str) -> list[str]:
     return found
 
 
-def remove(name: str = DEFAULT_NAME, timeout: float = REMOVE_TIMEOUT) -> None:
+def remove(
+    name: str = DEFAULT_NAME, timeout: float = REMOVE_TIMEOUT, volumes: bool = False
+) -> None:
     """Remove the stack and wait until its containers and networks are gone
-    (`docker stack rm` returns before they are). Nothing to do outside swarm mode."""
-    if not swarm_active() or not leftovers(name):
+    (`docker stack rm` returns before they are); with ``volumes``, then its
+    volumes too (Valkey's data: every queued job and result). Nothing to do
+    outside swarm mode."""
+    if not swarm_active():
         return
-    docker("stack", "rm", name)
-    wait_until(
-        lambda: not leftovers(name),
-        timeout=timeout,
-        interval=POLL,
-        what=f"stack {name} gone",
-        error=SwarmError,
-        detail=lambda: f"left: {leftovers(name)}",
-    )
+    if leftovers(name):
+        docker("stack", "rm", name)
+        wait_until(
+            lambda: not leftovers(name),
+            timeout=timeout,
+            interval=POLL,
+            what=f"stack {name} gone",
+            error=SwarmError,
+            detail=lambda: f"left: {leftovers(name)}",
+        )
+    if volumes:
+        label = f"label=com.docker.stack.namespace={name}"
+        for volume in docker("volume", "ls", "--quiet", "--filter", label).split():
+            docker("volume", "rm", volume)
 
 
 @contextlib.contextmanager
@@ -286,14 +300,15 @@ def deployed(
     timeout: float = READY_TIMEOUT,
 ) -> Iterator[str]:
     """The stack deployed with ``replicas`` app replicas for the ``with`` block;
-    yields its base URL. Swarm mode is initialized if needed and left again
-    afterwards only if this call initialized it."""
+    yields its base URL. Removed afterwards with its volumes; swarm mode is
+    initialized if needed and left again afterwards only if this call
+    initialized it."""
     initialized = init_swarm()
     try:
         yield deploy(replicas, name=name, port=port, image_tag=image_tag, env=env, timeout=timeout)
     finally:
         try:
-            remove(name)
+            remove(name, volumes=True)
         finally:
             if initialized:
                 leave_swarm()
@@ -344,6 +359,11 @@ def add_parser(sub) -> None:
 
     rm = actions.add_parser("rm", help="remove the stack and wait until its networks are gone")
     rm.add_argument("--name", default=DEFAULT_NAME, help=f"stack name (default {DEFAULT_NAME})")
+    rm.add_argument(
+        "--volumes",
+        action="store_true",
+        help="also delete its volumes: Valkey's data, every queued job and result",
+    )
     rm.add_argument("--leave", action="store_true", help="then take the engine out of swarm mode")
 
 
@@ -364,7 +384,7 @@ def main(args: argparse.Namespace) -> int:
             url = scale(args.replicas, name=args.name, port=args.port, timeout=args.timeout)
             print(f"wsgistack: stack {args.name} serves {args.replicas} replicas at {url}")
         else:
-            remove(args.name)
+            remove(args.name, volumes=args.volumes)
             print(f"wsgistack: stack {args.name} removed")
             if args.leave and swarm_active():
                 leave_swarm()

@@ -62,7 +62,7 @@ def test_only_nginx_shares_a_network_with_the_uwsgi_socket(compose_config) -> No
     # the socket's network, and the metrics network where Prometheus and the
     # exporters read the metrics ports: both internal, neither with a client
     services = compose_config["services"]
-    assert set(services["uwsgi-app"]["networks"]) == {"uwsgi-socket", "metrics"}
+    assert set(services["uwsgi-app"]["networks"]) == {"uwsgi-socket", "metrics", "jobs"}
 
     def members(network: str) -> set[str]:
         assert compose_config["networks"][network].get("internal") is True, network
@@ -71,6 +71,31 @@ def test_only_nginx_shares_a_network_with_the_uwsgi_socket(compose_config) -> No
     assert members("uwsgi-socket") == {"uwsgi-app", "uwsgi-nginx"}
     clients = {"locust-master", "locust-worker"}
     assert "prometheus" in members("metrics") and not members("metrics") & clients
+    # the job queue's: Valkey and the job workers (this app's own code) and the
+    # app servers, no proxy, no Locust
+    assert members("jobs") - {"valkey", "worker"} == {"uwsgi-app", "apache", "gunicorn", "granian"}
+
+
+def test_valkey_is_on_the_job_queues_network_only_and_keeps_its_data(compose_config) -> None:
+    services = compose_config["services"]
+    for name in ("valkey", "worker"):
+        assert list(services[name]["networks"]) == ["jobs"], name
+        assert not services[name].get("ports"), name
+    (volume,) = services["valkey"]["volumes"]
+    assert (volume["type"], volume["target"]) == ("volume", "/data")
+    assert volume["source"] in compose_config["volumes"]
+    # the app services reach it: the same address, user and password as the workers
+    client = {k: v for k, v in services["worker"]["environment"].items() if k.startswith("VALKEY_")}
+    for name in ("uwsgi-app", "apache", "gunicorn", "granian", "valkey"):
+        env = services[name]["environment"]
+        assert {k: env.get(k) for k in client} == client, name
+
+
+def test_the_job_workers_stop_grace_follows_their_ladder(compose_config) -> None:
+    worker = compose_config["services"]["worker"]
+    settings = Settings.from_env({k: str(v) for k, v in worker["environment"].items()})
+    assert _seconds(worker["stop_grace_period"]) == settings.WORKER_STOP_GRACE_PERIOD
+    assert settings.JOB_TIME_LIMIT < settings.JOB_HARD_TIME_LIMIT < settings.JOB_VISIBILITY_TIMEOUT
 
 
 # the services whose healthcheck asks the app itself, at its READY_PATH

@@ -53,9 +53,35 @@ def test_stack_file_has_the_knobs_and_ladder_of_compose():
     assert app["deploy"]["update_config"]["order"] == "start-first"
     assert app["deploy"]["update_config"]["failure_action"] == "rollback"
     assert [p["mode"] for p in proxy["ports"]] == ["host"]
-    assert set(app["networks"]) == {"backend", "metrics"}
+    assert set(app["networks"]) == {"backend", "metrics", "jobs"}
     # the socket's network is nginx's and the app's only
     assert {name for name, svc in stack.items() if "backend" in svc["networks"]} == {
         swarm.APP_SERVICE,
         swarm.PROXY_SERVICE,
     }
+
+
+def test_stack_file_runs_the_job_queue_as_compose_does():
+    problem = compose_problem()
+    if problem:
+        pytest.skip(problem)
+    stack = rendered("deploy/swarm/stack.yaml")
+    compose = rendered("compose.yaml", "--profile", "uwsgi", "--profile", "jobs")
+    for service in (swarm.APP_SERVICE, "valkey", "worker"):
+        ours, theirs = stack[service], compose[service]
+
+        def jobs_knobs(env: dict) -> dict:
+            return {k: v for k, v in env.items() if k.startswith(("VALKEY_", "JOB_"))}
+
+        assert jobs_knobs(ours["environment"]) == jobs_knobs(theirs["environment"]), service
+        assert ours["stop_grace_period"] == theirs["stop_grace_period"], service
+        assert ours["image"].split(":")[0] == theirs["image"].split(":")[0]
+        assert ours["read_only"] and ours["cap_drop"] == ["ALL"]
+        if service != swarm.APP_SERVICE:  # the app's probe: the test above
+            assert ours["healthcheck"]["test"] == theirs["healthcheck"]["test"], service
+    # Valkey: one task, on the internal job network, its file on a volume, no VIP
+    valkey, worker = stack["valkey"], stack["worker"]
+    assert valkey["deploy"]["endpoint_mode"] == "dnsrr" and "ports" not in valkey
+    assert [v["target"] for v in valkey["volumes"] if v["type"] == "volume"] == ["/data"]
+    assert set(valkey["networks"]) == set(worker["networks"]) == {"jobs"}
+    assert worker["deploy"]["update_config"]["order"] == "start-first"

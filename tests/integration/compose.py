@@ -71,6 +71,8 @@ IMAGES = {
         "freethreaded",
         "gil",
         "apache-freethreaded",
+        "valkey",
+        "worker",
         "prometheus",
         "exporters",
     )
@@ -85,6 +87,10 @@ STOP_SIGNALS = {
     "freethreaded": "SIGTERM",
     "gil": "SIGTERM",
     "apache-freethreaded": "SIGWINCH",
+    # Valkey flushes its append-only file and exits; the job workers' soft
+    # shutdown (REMAP_SIGTERM=SIGQUIT in the image, docs/jobs.md)
+    "valkey": "SIGTERM",
+    "worker": "SIGTERM",
     # Prometheus closes its storage cleanly on SIGTERM; the exporters hold nothing
     "prometheus": "SIGTERM",
     "exporters": "SIGTERM",

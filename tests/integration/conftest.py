@@ -46,6 +46,7 @@ IMAGE_MODULES = {
     "test_swarm",
     "test_kubernetes_pod",
     "test_bench_interpreter_images",
+    "test_jobs",
     "test_metrics",
 }
 # the modules whose every test runs an image on CPython built from source;

@@ -31,7 +31,7 @@ from tests.integration.compose import (
     build_images,
     engine_problem,
 )
-from tests.integration.http import SteadyTraffic
+from tests.integration.http import SteadyTraffic, request
 from wsgistack import swarm
 from wsgistack.wait import wait_until
 
@@ -96,7 +96,7 @@ def stack() -> Iterator[str]:
         pytest.skip(problem)
     build_images(cpython=False)
     # leftovers of an interrupted run (no-op when none, or not in swarm mode)
-    swarm.remove(NAME)
+    swarm.remove(NAME, volumes=True)
     with swarm.deployed(2, name=NAME, port=PORT, image_tag=IMAGE_TAG, env=STACK_ENV) as url:
         yield url
 
@@ -115,8 +115,8 @@ def test_serves_through_nginx_from_two_replicas(stack):
 def test_containers_are_hardened_as_in_compose(stack):
     ids = swarm.docker("ps", "--quiet", "--filter", f"label=com.docker.stack.namespace={NAME}")
     containers = json.loads(swarm.docker("inspect", *ids.split()))
-    # two app replicas, nginx, nginx's exporter and Prometheus
-    assert len(containers) == 5
+    # two app replicas, nginx, nginx's exporter, Prometheus, Valkey and a job worker
+    assert len(containers) == 7
     for container in containers:
         host = container["HostConfig"]
         assert host["ReadonlyRootfs"] is True
@@ -129,6 +129,21 @@ def test_containers_are_hardened_as_in_compose(stack):
         service = container["Config"]["Labels"]["com.docker.swarm.service.name"]
         if service.endswith((swarm.APP_SERVICE, swarm.PROXY_SERVICE)):
             assert container["State"]["Health"]["Status"] == "healthy", service
+
+
+def test_a_job_is_run_by_the_stacks_worker(stack):
+    body = json.dumps({"n": 25, "method": "naive"}).encode()
+    headers = {"Content-Type": "application/json"}
+    answer = request(stack, "/jobs/fib", "POST", headers=headers, body=body)
+    assert answer.status == 202, answer.body
+    location = answer.headers["Location"]
+    done = wait_until(
+        lambda: (job := request(stack, location).json)["state"] == "done" and job,
+        timeout=30,
+        interval=0.25,
+        what="the job done",
+    )
+    assert done["value"] == "75025" and done["worker"]["name"].startswith("celery@")
 
 
 def test_nginx_follows_replicas_as_they_come_and_go(stack):
@@ -195,8 +210,10 @@ def test_killed_replica_heals_without_failed_gets(stack):
 
 
 def test_stack_is_removed_cleanly(stack):
-    swarm.remove(NAME)
+    swarm.remove(NAME, volumes=True)
     assert swarm.leftovers(NAME) == []
+    label = f"label=com.docker.stack.namespace={NAME}"
+    assert swarm.docker("volume", "ls", "--quiet", "--filter", label).split() == []
     networks = swarm.docker("network", "ls", "--format", "{{.Name}}").split()
     assert not [n for n in networks if n.startswith(f"{NAME}_")]
 

@@ -51,19 +51,27 @@ def render(target: str) -> tuple[dict, ...]:
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
 
-def only(objects: tuple[dict, ...], kind: str) -> dict:
-    found = [o for o in objects if o["kind"] == kind]
-    assert len(found) == 1, f"{len(found)} objects of kind {kind}"
+def component(obj: dict) -> str | None:
+    """What an object belongs to: web (the base), worker or valkey (components/jobs)."""
+    return obj["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+
+
+def only(objects: tuple[dict, ...], kind: str, of: str = "web") -> dict:
+    """The one object of this kind of the component ``of``."""
+    found = [o for o in objects if o["kind"] == kind and component(o) == of]
+    assert len(found) == 1, f"{len(found)} objects of kind {kind} of {of}"
     return found[0]
 
 
-def pod_spec(objects: tuple[dict, ...]) -> dict:
-    return only(objects, "Deployment")["spec"]["template"]["spec"]
+def pod_spec(objects: tuple[dict, ...], of: str = "web") -> dict:
+    """The pod template of the component's Deployment (StatefulSet for Valkey)."""
+    kind = "StatefulSet" if of == "valkey" else "Deployment"
+    return only(objects, kind, of)["spec"]["template"]["spec"]
 
 
-def container(objects: tuple[dict, ...], name: str) -> dict:
+def container(objects: tuple[dict, ...], name: str, of: str = "web") -> dict:
     """A container of the pod by name, init (sidecar) containers included."""
-    spec = pod_spec(objects)
+    spec = pod_spec(objects, of)
     for c in spec.get("initContainers", []) + spec["containers"]:
         if c["name"] == name:
             return c
@@ -75,15 +83,21 @@ def knobs(objects: tuple[dict, ...]) -> dict[str, str]:
     return dict(only(objects, "ConfigMap")["data"])
 
 
-def container_env(objects: tuple[dict, ...], name: str) -> dict[str, str]:
-    """What a container's environment gets from the manifests: the ConfigMap,
-    then its own `env` (which wins, as in Kubernetes)."""
-    c = container(objects, name)
+def container_env(objects: tuple[dict, ...], name: str, of: str = "web") -> dict[str, str]:
+    """What a container's environment gets from the manifests: the ConfigMaps,
+    then its own `env` (which wins, as in Kubernetes); a value from a Secret
+    (not in the manifests) as ``secret:NAME/KEY``."""
+    c = container(objects, name, of)
     env: dict[str, str] = {}
     configmaps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ConfigMap"}
     for source in c.get("envFrom", []):
         env.update(configmaps[source["configMapRef"]["name"]]["data"])
-    env.update({e["name"]: e["value"] for e in c.get("env", [])})
+    for e in c.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        else:
+            ref = e["valueFrom"]["secretKeyRef"]
+            env[e["name"]] = f"secret:{ref['name']}/{ref['key']}"
     return env
 
 

@@ -10,6 +10,7 @@ pod's two containers with plain `docker run`, wired as the pod wires them.
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import kubernetes_validate
@@ -19,6 +20,7 @@ from tests.kubernetes.manifests import (
     ROOT,
     SERVER,
     TARGETS,
+    component,
     container,
     container_env,
     cpus,
@@ -68,7 +70,8 @@ def prestop_sleep(nginx: dict) -> int:
 
 
 def test_kustomize_renders_every_object(target: str) -> None:
-    objects = render(target)
+    # the web stack's (the job queue's, where an overlay adds it: test_jobs_manifests.py)
+    objects = [o for o in render(target) if component(o) == "web"]
     assert {o["kind"] for o in objects} == KINDS
     names = {o["metadata"]["name"] for o in objects if o["kind"] != "ConfigMap"}
     assert names == {"wsgistack"}
@@ -166,9 +169,12 @@ def test_uwsgi_runs_processes_of_one_thread(target: str) -> None:
     s = settings_of(target)
     assert (s.WSGI_PROCESSES, s.WSGI_THREADS) == (8, 1)
     objects = render(target)
-    assert container_env(objects, "uwsgi") == container_env(objects, "nginx") | {
-        "UWSGI_SOCKET": container_env(objects, "uwsgi")["UWSGI_SOCKET"]
+    uwsgi = container_env(objects, "uwsgi")
+    # the app's own: its socket, and the job queue's knobs (components/jobs)
+    own = {
+        k: v for k, v in uwsgi.items() if k == "UWSGI_SOCKET" or k.startswith(("VALKEY_", "JOB_"))
     }
+    assert uwsgi == container_env(objects, "nginx") | own
 
 
 def test_worker_counts_follow_the_cpu_limits(target: str) -> None:
@@ -246,13 +252,15 @@ def test_rollout_budget_and_autoscaler_fit_together(target: str) -> None:
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
 
 
-def test_network_policy_admits_http_only_and_sends_nothing(target: str) -> None:
+def test_network_policy_admits_http_and_metrics_and_sends_to_the_job_queue_only(
+    target: str,
+) -> None:
     """http from the clients, the metrics ports from the monitoring namespace
-    only, and nothing else: not nginx's status port, not the uwsgi socket."""
+    only, and nothing else: not nginx's status port, not the uwsgi socket.
+    Out: nothing, or with the job queue Valkey's port and DNS only."""
     objects = render(target)
     policy = only(objects, "NetworkPolicy")["spec"]
     assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
-    assert policy["egress"] == []
     http, metrics = policy["ingress"]
     assert http["ports"] == [{"protocol": "TCP", "port": "http"}]
     assert metrics["ports"] == [
@@ -273,3 +281,16 @@ def test_network_policy_admits_http_only_and_sends_nothing(target: str) -> None:
     assert ports == {"app-metrics": settings.METRICS_PORT, "nginx-metrics": 9113}
     scrape = " ".join(container(objects, "nginx-exporter")["args"])
     assert f"127.0.0.1:{settings.STATUS_PORT}/stub_status" in scrape
+    if not any(component(o) == "valkey" for o in objects):
+        # the base alone: nothing goes out
+        assert policy["egress"] == []
+        return
+    # with the job queue: Valkey's port on Valkey's pods, and DNS to find it
+    valkey = only(objects, "StatefulSet", "valkey")["spec"]["selector"]["matchLabels"]
+    allowed = {
+        (json.dumps(rule["to"], sort_keys=True), p["protocol"], p["port"])
+        for rule in policy["egress"]
+        for p in rule["ports"]
+    }
+    assert (json.dumps([{"podSelector": {"matchLabels": valkey}}]), "TCP", 6379) in allowed
+    assert {port for *_, port in allowed} == {6379, 53}

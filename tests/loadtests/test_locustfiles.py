@@ -15,7 +15,8 @@ LOADTESTS = ROOT / "loadtests"
 def test_the_locustfiles_define_the_documented_users():
     # in a process of its own: importing Locust monkey-patches the standard library (gevent)
     listed = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", f"{LOADTESTS / 'fib.py'},{LOADTESTS / 'batches.py'}"]
+        [sys.executable, "-m", "locust", "-f"]
+        + [",".join(str(LOADTESTS / name) for name in ("fib.py", "batches.py", "jobs.py"))]
         + ["--list"],
         capture_output=True,
         text=True,
@@ -25,5 +26,6 @@ def test_the_locustfiles_define_the_documented_users():
     users = set(listed.stdout.split())
     assert {"CpuUser", "SequenceUser", "IoUser", "FanoutUser", "MixUser"} <= users, listed.stderr
     assert {"SequenceBatchUser", "IoBatchUser", "CpuBatchUser"} <= users
+    assert "JobUser" in users
     assert "FibUser" not in users
     assert (LOADTESTS / "locust.conf").is_file()

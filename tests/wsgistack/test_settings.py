@@ -77,6 +77,7 @@ def test_each_number_has_its_least_value(knob):
         "RELOAD_ON_RSS_MB",
         "TLS_PUBLIC_PORT",
         "ALERT_FOR",
+        "JOB_STOP_TIMEOUT",
     }
     switches = {k.env for k in KNOBS if k.parse is switch}
     if knob in may_be_zero | switches:

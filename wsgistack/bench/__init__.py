@@ -14,7 +14,9 @@ The package, one job a module:
 - ``answer``: the recommendation per workload, the overhead per request, the
   replay's ratios; ``goals``: the project's own goals, a data table;
 - ``report`` (with templates/), ``charts``, ``console``; ``execute`` runs a plan,
-  ``command`` is the command line.
+  ``command`` is the command line;
+- ``crossover`` (the load and the answer) and ``crossover_command``: ``wsgistack
+  crossover``, long work in the request or on the job queue (docs/jobs.md).
 
 Everything lands in ``reports/<timestamp>/``: results.csv and batches.csv,
 report.md and report.html (the charts inlined), charts/*.png, Locust's CSV per

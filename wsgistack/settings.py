@@ -34,7 +34,18 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from wsgistack.knobs import Knob, SettingsError, addresses, cpus, knob, or_else, switch, text, whole
+from wsgistack.knobs import (
+    Knob,
+    SettingsError,
+    addresses,
+    cpus,
+    knob,
+    level,
+    or_else,
+    switch,
+    text,
+    whole,
+)
 
 # seconds the proxy waits beyond the app server's own kill: long enough for the
 # kill to land and be reported, short enough that clients are not left hanging
@@ -139,6 +150,12 @@ class Settings:
         1000,
         whole(1),
         "a request that takes this long (ms) gets a log line from the app server and the app",
+    )
+    GZIP_LEVEL: int = knob(
+        1,
+        level,
+        "gzip level of the proxies' JSON, CSS and JS answers for clients that accept it: "
+        "1 (fastest) to 9 (smallest); 0: no compression",
     )
     APP_REPLICAS: int = knob(
         1,

@@ -47,9 +47,11 @@ def uwsgi_get(ini, option: str) -> str:
     return result.stdout.strip()
 
 
-@pytest.mark.parametrize("tls", ["0", "1"])
-def test_nginx_accepts_its_rendered_config(tmp_path, tls):
-    conf_dir, settings = rendered(tmp_path, "nginx", TLS=tls, TRUSTED_PROXIES="10.0.0.0/8")
+@pytest.mark.parametrize(("tls", "gzip_level"), [("0", "1"), ("1", "9"), ("0", "0")])
+def test_nginx_accepts_its_rendered_config(tmp_path, tls, gzip_level):
+    conf_dir, settings = rendered(
+        tmp_path, "nginx", TLS=tls, TRUSTED_PROXIES="10.0.0.0/8", GZIP_LEVEL=gzip_level
+    )
     ensure_certificate(settings)
     result = subprocess.run(
         [need("nginx"), "-t", "-e", "stderr", "-p", str(conf_dir), "-c", "nginx.conf"],
@@ -71,8 +73,11 @@ def mod_wsgi_module() -> str:
 
 # MOD_WSGI_FREE_THREADING=1: WSGIFreeThreading On where mod_wsgi 6 takes it (the
 # server config); on this GIL Python it only logs a warning
-@pytest.mark.parametrize(("tls", "free_threading"), [("0", "0"), ("1", "0"), ("0", "1")])
-def test_apache_accepts_its_rendered_config(tmp_path, tls, free_threading):
+# GZIP_LEVEL=0: the gzip filter declared but not chained
+@pytest.mark.parametrize(
+    ("tls", "free_threading", "gzip_level"), [("0", "0", "1"), ("1", "0", "9"), ("0", "1", "0")]
+)
+def test_apache_accepts_its_rendered_config(tmp_path, tls, free_threading, gzip_level):
     conf_dir, settings = rendered(
         tmp_path,
         "apache-mod_wsgi",
@@ -80,6 +85,7 @@ def test_apache_accepts_its_rendered_config(tmp_path, tls, free_threading):
         TLS=tls,
         TRUSTED_PROXIES="10.0.0.0/8 192.0.2.7",
         MOD_WSGI_FREE_THREADING=free_threading,
+        GZIP_LEVEL=gzip_level,
     )
     ensure_certificate(settings)
     result = subprocess.run(
@@ -90,6 +96,18 @@ def test_apache_accepts_its_rendered_config(tmp_path, tls, free_threading):
     )
     assert result.returncode == 0, result.stderr
     assert "Syntax OK" in result.stderr
+
+
+@pytest.mark.parametrize("level", [0, 1, 9])
+def test_both_proxies_compress_at_the_gzip_level(tmp_path, level):
+    nginx_dir, _ = rendered(tmp_path / "n", "nginx", GZIP_LEVEL=str(level))
+    nginx = (nginx_dir / "nginx.conf").read_text()
+    assert re.search(rf"^\s*gzip {'on' if level else 'off'};$", nginx, re.M)
+    assert re.search(rf"^\s*gzip_comp_level {level or 1};$", nginx, re.M)
+    apache_dir, _ = rendered(tmp_path / "a", "apache-mod_wsgi", GZIP_LEVEL=str(level))
+    apache = (apache_dir / "snippets" / "compression.conf").read_text()
+    assert bool(re.search(r"^FilterChain gzip$", apache, re.M)) == bool(level)
+    assert re.search(rf"^DeflateCompressionLevel {level or 1}$", apache, re.M)
 
 
 def test_uwsgi_strict_mode_accepts_the_config_and_rejects_a_typo(tmp_path):

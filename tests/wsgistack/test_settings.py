@@ -54,7 +54,13 @@ def test_numbers_may_carry_spaces():
 @pytest.mark.parametrize("knob", NUMBERS)
 def test_each_number_has_its_least_value(knob):
     # 0 means "never", "none" or "the default" for these; everything else needs 1
-    may_be_zero = {"MAX_BODY_BYTES", "MAX_REQUESTS", "RELOAD_ON_RSS_MB", "TLS_PUBLIC_PORT"}
+    may_be_zero = {
+        "MAX_BODY_BYTES",
+        "MAX_REQUESTS",
+        "RELOAD_ON_RSS_MB",
+        "TLS_PUBLIC_PORT",
+        "GZIP_LEVEL",
+    }
     switches = {"TLS", "MOD_WSGI_FREE_THREADING"}
     if knob in may_be_zero | switches:
         Settings.from_env({knob: "0"})
@@ -71,6 +77,13 @@ def test_switches_are_0_or_1(knob):
     for value in ("2", "on", "yes", ""):
         with pytest.raises(SettingsError, match=rf"^{knob}='{value}': expected 0 \(off\) or 1"):
             Settings.from_env({knob: value})
+
+
+def test_the_gzip_level_is_0_to_9():
+    assert Settings.from_env({}).GZIP_LEVEL == 1
+    assert Settings.from_env({"GZIP_LEVEL": "9"}).GZIP_LEVEL == 9
+    with pytest.raises(SettingsError, match=r"^GZIP_LEVEL='10': must be 0 \(off\) or 1 to 9"):
+        Settings.from_env({"GZIP_LEVEL": "10"})
 
 
 def test_trusted_proxies_are_addresses_or_ranges():

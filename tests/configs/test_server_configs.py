@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -108,6 +109,23 @@ def test_both_proxies_compress_at_the_gzip_level(tmp_path, level):
     apache = (apache_dir / "snippets" / "compression.conf").read_text()
     assert bool(re.search(r"^FilterChain gzip$", apache, re.M)) == bool(level)
     assert re.search(rf"^DeflateCompressionLevel {level or 1}$", apache, re.M)
+
+
+def test_nginx_buffers_its_access_log_in_writes_a_pipe_keeps_whole(tmp_path):
+    nginx_dir, _ = rendered(tmp_path, "nginx")
+    logs = re.findall(
+        r"^\s*access_log (\S+) (\S+)(.*);$", (nginx_dir / "nginx.conf").read_text(), re.M
+    )
+    assert ("/dev/stdout", "json_lines") in [(path, name) for path, name, _ in logs], logs
+    for path, _, options in logs:
+        if path == "off":
+            continue
+        # a buffer of at most PIPE_BUF: each write lands whole in Docker's or
+        # the runner's pipe, never mid-line among another worker's
+        size = re.search(r"buffer=(\d+)k", options)
+        assert size and int(size[1]) * 1024 <= select.PIPE_BUF, options
+        # and a line waits at most a second
+        assert "flush=1s" in options, options
 
 
 def test_uwsgi_strict_mode_accepts_the_config_and_rejects_a_typo(tmp_path):

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from wsgistack import tls
-from wsgistack.configs import apache_mod_wsgi, nginx, proxy
+from wsgistack.configs import apache_mod_wsgi, nginx, proxy, uwsgi
 from wsgistack.settings import Settings, SettingsError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}")
@@ -32,7 +32,7 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}")
 FOLDERS: dict[str, tuple[Callable[[Settings], dict[str, str]], ...]] = {
     "nginx": (proxy.values, nginx.values),
     "apache-mod_wsgi": (proxy.values, apache_mod_wsgi.values),
-    "uwsgi": (),
+    "uwsgi": (uwsgi.values,),
 }
 
 

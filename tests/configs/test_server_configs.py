@@ -128,6 +128,16 @@ def test_nginx_buffers_its_access_log_in_writes_a_pipe_keeps_whole(tmp_path):
         assert "flush=1s" in options, options
 
 
+@pytest.mark.parametrize("megabytes", [0, 96])
+def test_uwsgi_reads_its_memory_only_to_recycle_on_it(tmp_path, megabytes):
+    ini, _ = rendered(tmp_path, "uwsgi/uwsgi.ini", RELOAD_ON_RSS_MB=str(megabytes))
+    text = ini.read_text()
+    # the option's presence, even "= 0", makes uWSGI read /proc/self/stat per request
+    assert bool(re.search(r"^reload-on-rss = ", text, re.M)) == bool(megabytes)
+    assert ("%(rssM)" in text) == bool(megabytes)
+    assert uwsgi_get(ini, "reload-on-rss") == (str(megabytes) if megabytes else "")
+
+
 def test_uwsgi_strict_mode_accepts_the_config_and_rejects_a_typo(tmp_path):
     ini, settings = rendered(tmp_path, "uwsgi/uwsgi.ini")
     assert uwsgi_get(ini, "strict") == "true"

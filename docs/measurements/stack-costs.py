@@ -77,17 +77,10 @@ PLAIN_ACCESS_LOG = (
 CALLER_LOOKUP = ("logging._srcfile = None\n", "")
 KEEP_ALIVE = ("            keep_alive=False,", "            keep_alive=True,")
 DEFAULT_BACKPRESSURE = ("        backpressure=settings.WSGI_THREADS,", "")
-NGINX_LOG = "    access_log /dev/stdout json_lines;"
+NGINX_LOG = "    access_log /dev/stdout json_lines buffer=4k flush=1s;"
 NGINX_NO_LOG = (NGINX_LOG, "    access_log off;")
-NGINX_BUFFERED_LOG = (NGINX_LOG, "    access_log /dev/stdout json_lines buffer=64k flush=1s;")
-NO_RELOAD_ON_RSS = ("reload-on-rss = {{ RELOAD_ON_RSS_MB }}", "reload-on-rss = 0")
+NGINX_UNBUFFERED_LOG = (NGINX_LOG, "    access_log /dev/stdout json_lines;")
 NO_SLOW_LOG = ("log-5xx = true\nlog-slow = {{ SLOW_REQUEST_MS }}", "")
-# uWSGI reads /proc/self/stat after every request (4 syscalls) for reload-on-rss
-# and for the rss in log-format's lines: without both, it does not
-NO_MEMORY_READS = (
-    NO_RELOAD_ON_RSS,
-    (',"rss_mb":%(rssM)}', "}"),
-)
 NO_MAX_REQUESTS = ("max-requests = {{ MAX_REQUESTS }}", "max-requests = 0")
 APACHE_LOGS = (
     'CustomLog /dev/stdout json_lines "expr=(${LOG_REQUEST}) && (${LOG_PLAIN})"\n'
@@ -99,18 +92,7 @@ APACHE_BUFFERED_LOG = (
     "BufferedLogs On\nCustomLog /dev/stdout json_lines ",
 )
 THUNDER_LOCK = ("thunder-lock = false", "thunder-lock = true")
-ESCAPE_RULE = (
-    "RewriteRule ^ - [E=LOG_REQUEST:${escape:%{THE_REQUEST}},E=LOG_HOST:${escape:%{HTTP_HOST}},"
-    "E=LOG_USER_AGENT:${escape:%{HTTP_USER_AGENT}}]\n"
-)
-PLAIN_DEFINE = (
-    'Define LOG_PLAIN "%{THE_REQUEST} =~ /^[ -~]*$/ && %{HTTP:Host} =~ /^[ -~]*$/ && '
-    '%{HTTP:User-Agent} =~ /^[ -~]*$/"\n'
-)
-APACHE_ESCAPE_WHEN_NEEDED = (
-    (ESCAPE_RULE, ""),
-    (PLAIN_DEFINE, PLAIN_DEFINE + 'RewriteCond expr "!(${LOG_PLAIN})"\n' + ESCAPE_RULE),
-)
+ESCAPE_WHEN_NEEDED = 'RewriteCond expr "!(${LOG_PLAIN})"\n'
 APACHE_NO_EVENTS = ("@mod_wsgi.subscribe_events\n", "")
 APACHE_NO_EXTENDED_STATUS = ("RewriteEngine On\n", "ExtendedStatus Off\nRewriteEngine On\n")
 VARIANTS: dict[str, Variant] = {
@@ -118,19 +100,19 @@ VARIANTS: dict[str, Variant] = {
     "uwsgi-gzip-5": Variant("uwsgi", knobs={"GZIP_LEVEL": "5"}),
     "apache-gzip-5": Variant("apache", knobs={"GZIP_LEVEL": "5"}),
     "uwsgi-thunder-lock": edit(UWSGI, THUNDER_LOCK, stack="uwsgi"),
-    "apache-escape-when-needed": edit(HTTPD, *APACHE_ESCAPE_WHEN_NEEDED, stack="apache"),
+    # the escapes made for every request, as before
+    "apache-escape-always": edit(HTTPD, (ESCAPE_WHEN_NEEDED, ""), stack="apache"),
     "apache-no-extended-status": edit(HTTPD, APACHE_NO_EXTENDED_STATUS, stack="apache"),
     "apache-no-wsgi-events": edit("apache-mod_wsgi/app.wsgi", APACHE_NO_EVENTS, stack="apache"),
     "uwsgi-1-nginx-worker": Variant("uwsgi", knobs={"NGINX_WORKERS": "1"}),
     "uwsgi-no-access-log": edit(NGINX, NGINX_NO_LOG, stack="uwsgi"),
-    "uwsgi-buffered-log": edit(NGINX, NGINX_BUFFERED_LOG, stack="uwsgi"),
-    "uwsgi-no-reload-on-rss": edit(UWSGI, NO_RELOAD_ON_RSS, stack="uwsgi"),
+    "uwsgi-unbuffered-log": edit(NGINX, NGINX_UNBUFFERED_LOG, stack="uwsgi"),
     "uwsgi-no-slow-log": edit(UWSGI, NO_SLOW_LOG, stack="uwsgi"),
-    "uwsgi-no-memory-reads": edit(UWSGI, *NO_MEMORY_READS, stack="uwsgi"),
+    # no memory-based recycling: no /proc/self/stat read after every request
+    "uwsgi-no-memory-reads": Variant("uwsgi", knobs={"RELOAD_ON_RSS_MB": "0"}),
     "uwsgi-no-max-requests": edit(UWSGI, NO_MAX_REQUESTS, stack="uwsgi"),
     "apache-no-access-log": edit(HTTPD, APACHE_NO_LOG, stack="apache"),
     "apache-buffered-log": edit(HTTPD, APACHE_BUFFERED_LOG, stack="apache"),
-    "apache-no-escape-rule": edit(HTTPD, (ESCAPE_RULE, ""), stack="apache"),
     "granian-no-access-log": edit(SERVE, NO_ACCESS_LOG, stack="granian"),
     "granian-unbuffered-log": edit(SERVE, PLAIN_ACCESS_LOG, stack="granian"),
     "granian-log-before": edit(SERVE, PLAIN_ACCESS_LOG, CALLER_LOOKUP, stack="granian"),

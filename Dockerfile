@@ -6,6 +6,8 @@
 #   gunicorn   the app under gunicorn on 8082
 #   granian    the app under granian on 8085
 #   locust     Locust master or worker; web UI on 8089
+#   prometheus Prometheus on 9090 (the metrics profile), exporters the
+#              proxies' Prometheus exporters (nginx 9113, Apache 9117)
 # and on CPython built from Debian's source package (PYTHON_BUILD: ft or gil):
 #   freethreaded  --disable-gil: granian on 8085 (CMD), or gunicorn gthread
 #                 (`gunicorn --config /srv/deploy/gunicorn/gunicorn.conf.py`)
@@ -26,12 +28,24 @@
 # given a tmpfs at /tmp: the only path written at run time is RUN_DIR.
 # Every stage installs its packages and dependencies before it copies any
 # source: an edit to app/, wsgistack/ or deploy/ rebuilds the last layers only.
+#
+# Your own app instead of the demo (docs/your-app.md): two build arguments,
+# both paths in the build context, which compose.yaml passes on from .env:
+#   APP_REQUIREMENTS  the pinned requirements the app's venv is installed
+#                     from: the app's dependencies (Flask included), gunicorn
+#                     for its image, and the app itself if it comes from an index
+#   APP_SOURCE        a folder at the top of the build context, copied to
+#                     /srv/APP_SOURCE, which is on the venvs' path: the app's
+#                     code, or the module that makes it (WSGI_APP names it)
 
 # numeric ids, so that runAsNonRoot-style checks can see a non-root user
 ARG UID=1000
 ARG GID=1000
 # the CPython build of the targets on it: ft (--disable-gil) or gil
 ARG PYTHON_BUILD=ft
+# the app (above): this project's demo by default
+ARG APP_REQUIREMENTS=requirements.txt
+ARG APP_SOURCE=app
 
 # Debian's python3 and the user, for builders and runtimes alike
 FROM debian:trixie-slim AS base
@@ -69,7 +83,8 @@ COPY docker/pip-install.sh /usr/local/bin/
 # python as if installed: mod_wsgi's python-home, uWSGI's virtualenv and
 # gunicorn find `app` without PYTHONPATH or a path in a config.
 FROM builder AS app-venv
-COPY requirements.txt /tmp/
+ARG APP_REQUIREMENTS
+COPY ${APP_REQUIREMENTS} /tmp/requirements.txt
 RUN --mount=type=secret,id=ca_bundle,required=false \
     /usr/bin/python3 -m venv /opt/venv \
     && pip-install.sh -r /tmp/requirements.txt \
@@ -84,6 +99,13 @@ RUN --mount=type=secret,id=ca_bundle,required=false pip-install.sh -r /tmp/requi
 FROM app-venv AS granian-venv
 COPY requirements-granian.txt /tmp/
 RUN --mount=type=secret,id=ca_bundle,required=false pip-install.sh -r /tmp/requirements-granian.txt
+
+# what the nginx image needs of the app's venv: its files that are not code
+# (the static folders of a package installed from an index among them), at
+# the same paths, so that one STATIC_ROOT names them in every image
+FROM app-venv AS app-files
+RUN find /opt/venv -depth \( -name '*.py' -o -name '*.pyc' -o -name '*.so' -o -name '*.so.*' \
+        -o -path /opt/venv/bin \) -exec rm -rf {} +
 
 FROM builder AS locust-venv
 COPY requirements-loadtest.txt /tmp/
@@ -163,7 +185,9 @@ ARG UID GID
 COPY docker/entrypoint.sh docker/healthcheck.py /usr/local/bin/
 # the deploy/ templates the entrypoint renders into RUN_DIR (/tmp/wsgistack),
 # where the targets' CMD read them: a changed RUN_DIR needs the CMD changed too
-ENV WSGISTACK_TEMPLATES=
+# READY_PATH: the app's readiness path, which the healthchecks ask (a knob:
+# wsgistack/settings.py); the proxies' images ask their own /readyz
+ENV WSGISTACK_TEMPLATES= READY_PATH=/readyz
 # the targets that install packages switch to root (USER 0) for it, and back
 USER ${UID}:${GID}
 # uWSGI (uwsgi.ini maps it to gracefully_kill_them_all), gunicorn (within
@@ -171,14 +195,14 @@ USER ${UID}:${GID}
 # requests in flight on SIGTERM; locust stops its users, writes its stats and
 # applies its exit-code checks
 STOPSIGNAL SIGTERM
-# readiness: through the server to the app, not the server alone (/livez);
-# answered whatever the Host header and SERVER_NAMES (nginx: snippets/health.conf)
+# readiness: through the server to the app, not the server alone (/livez):
+# the app's READY_PATH where no proxy is in front
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT$READY_PATH"]
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 
 FROM runtime AS uwsgi
-ARG UID GID
+ARG UID GID APP_SOURCE
 USER 0
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends uwsgi-core uwsgi-plugin-python3 \
@@ -189,39 +213,46 @@ COPY --from=app-venv /opt/venv /opt/venv
 COPY docker/memory_rule.py /usr/local/bin/
 COPY --chown=app:app wsgistack /srv/wsgistack
 COPY --chown=app:app deploy/uwsgi /srv/deploy/uwsgi
-COPY --chown=app:app app /srv/app
-# UWSGI_SOCKET: TCP, so that nginx in another container reaches it
-# the uwsgi stack's shape: processes of one thread each (harakiri is exact
-# only so, docs/nginx-uwsgi.md); the nginx image carries the same for its limits
-ENV UWSGI_SOCKET=0.0.0.0:3031 WSGI_PROCESSES=8 WSGI_THREADS=1 \
-    WSGISTACK_TEMPLATES=/srv/deploy/uwsgi/uwsgi.ini
+COPY --chown=app:app ${APP_SOURCE} /srv/${APP_SOURCE}
+# UWSGI_SOCKET: TCP, so that nginx in another container reaches it. The worker
+# shape, unless set: uWSGI's own, processes of one thread each (the entrypoint
+# resolves it; wsgistack/settings.py says why)
+ENV UWSGI_SOCKET=0.0.0.0:3031 WSGISTACK_TEMPLATES=/srv/deploy/uwsgi/uwsgi.ini
 EXPOSE 3031
 # the socket speaks the uwsgi protocol, so the check does too
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/healthcheck.py", "uwsgi://$UWSGI_SOCKET/readyz"]
+    CMD ["/usr/local/bin/healthcheck.py", "uwsgi://$UWSGI_SOCKET$READY_PATH"]
 CMD ["uwsgi", "--ini", "/tmp/wsgistack/uwsgi.ini"]
 
 # no app and no venv: the renderer needs the standard library only;
-# openssl makes the throwaway certificate when TLS=1 and none is mounted
+# openssl makes the throwaway certificate when TLS=1 and none is mounted;
+# media-types: Debian's /etc/mime.types, which the static files' types are
+# rendered from (deploy/nginx/mime.types)
 FROM runtime AS nginx
-ARG UID GID
+ARG UID GID APP_SOURCE
 USER 0
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx openssl \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx openssl media-types \
     && rm -rf /var/lib/apt/lists/*
 USER ${UID}:${GID}
 COPY --chown=app:app wsgistack /srv/wsgistack
 # the whole folder: nginx.conf includes conf.d/, snippets/ and uwsgi_params
 COPY --chown=app:app deploy/nginx /srv/deploy/nginx
-# the front page's CSS and JS, which nginx serves itself (STATIC_ROOT's
-# default beside /srv/wsgistack)
-COPY --chown=app:app app/static /srv/app/static
-# UWSGI_SOCKET: the uwsgi target's service name in compose.yaml
-ENV PORT=8080 UWSGI_SOCKET=uwsgi-app:3031 WSGI_PROCESSES=8 WSGI_THREADS=1 \
-    WSGISTACK_TEMPLATES=/srv/deploy/nginx
+# the app's static files, which nginx serves itself (STATIC_ROOT; by default
+# the demo's app/static beside /srv/wsgistack): the app's source folder, and
+# what its venv holds beside code (app-files), at the app images' paths
+COPY --chown=app:app ${APP_SOURCE} /srv/${APP_SOURCE}
+COPY --from=app-files /opt/venv /opt/venv
+# UWSGI_SOCKET: the uwsgi target's service name in compose.yaml. nginx's limits
+# count uWSGI's slots: the same worker shape as the uwsgi image, resolved alike
+ENV PORT=8080 UWSGI_SOCKET=uwsgi-app:3031 WSGISTACK_TEMPLATES=/srv/deploy/nginx
 EXPOSE 8080 8443
 # nginx finishes the requests in flight on SIGQUIT; SIGTERM would cut them
 STOPSIGNAL SIGQUIT
+# readiness: nginx's /readyz, through uWSGI to the app (snippets/health.conf),
+# answered whatever the Host header and SERVER_NAMES
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
 # -e stderr: nginx opens its built-in error log before reading the config,
 # which fails as non-root on a read-only root filesystem
 # -p: the prefix that nginx.conf's relative includes start from
@@ -231,12 +262,13 @@ CMD ["nginx", "-e", "stderr", "-p", "/tmp/wsgistack/nginx", "-c", "nginx.conf"]
 # targets add the interpreter, the venv with mod_wsgi (httpd.conf's LoadModule
 # finds it from VENV) and the source. apache2-bin: the server and its modules,
 # without the apache2 package's perl, scripts and Debian site layout that a
-# rendered httpd.conf does not use; openssl as in nginx
+# rendered httpd.conf does not use; openssl and media-types (/etc/mime.types,
+# TypesConfig) as in nginx
 FROM runtime AS apache-server
 ARG UID GID
 USER 0
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends apache2-bin openssl \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends apache2-bin openssl media-types \
     && rm -rf /var/lib/apt/lists/*
 USER ${UID}:${GID}
 ENV PORT=8081 WSGISTACK_TEMPLATES=/srv/deploy/apache-mod_wsgi
@@ -244,12 +276,15 @@ ENV PORT=8081 WSGISTACK_TEMPLATES=/srv/deploy/apache-mod_wsgi
 EXPOSE 8081 8443
 # graceful-stop: Apache lets the requests in flight finish on SIGWINCH
 STOPSIGNAL SIGWINCH
+# readiness: Apache's /readyz, through the mod_wsgi daemons to the app
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:$PORT/readyz"]
 # -d: the ServerRoot that httpd.conf's relative paths start from
 CMD ["apache2", "-d", "/tmp/wsgistack/apache-mod_wsgi", "-f", "/tmp/wsgistack/apache-mod_wsgi/httpd.conf", "-DFOREGROUND"]
 
 # libpython3.X: the shared Python library the venv's mod_wsgi links to
 FROM apache-server AS apache
-ARG UID GID
+ARG UID GID APP_SOURCE
 USER 0
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -259,8 +294,8 @@ USER ${UID}:${GID}
 COPY --from=mod-wsgi-venv /opt/venv /opt/venv
 COPY --chown=app:app wsgistack /srv/wsgistack
 COPY --chown=app:app deploy/apache-mod_wsgi /srv/deploy/apache-mod_wsgi
-# all of app/: Apache serves app/static itself, as nginx does
-COPY --chown=app:app app /srv/app
+# the app's source: Apache serves its static files itself, as nginx does
+COPY --chown=app:app ${APP_SOURCE} /srv/${APP_SOURCE}
 
 # MOD_WSGI_FREE_THREADING=1 renders WSGIFreeThreading On
 # (deploy/apache-mod_wsgi/wsgi-daemons.conf): the threads of a daemon process
@@ -277,10 +312,11 @@ ENV MOD_WSGI_FREE_THREADING=1
 # gunicorn.conf.py reads the knobs (WSGI_APP included) from the environment,
 # through wsgistack.settings; no proxy in front: the app answers the healthcheck
 FROM runtime AS gunicorn
+ARG APP_SOURCE
 COPY --from=app-venv /opt/venv /opt/venv
 COPY --chown=app:app wsgistack /srv/wsgistack
 COPY --chown=app:app deploy/gunicorn /srv/deploy/gunicorn
-COPY --chown=app:app app /srv/app
+COPY --chown=app:app ${APP_SOURCE} /srv/${APP_SOURCE}
 ENV PORT=8082 PATH=/opt/venv/bin:$PATH
 EXPOSE 8082
 CMD ["gunicorn", "--config", "/srv/deploy/gunicorn/gunicorn.conf.py"]
@@ -301,13 +337,49 @@ CMD ["locust", "--config", "/srv/loadtests/locust.conf", "--web-host", "0.0.0.0"
 # granian alone, no proxy: deploy/granian/serve.py holds every option and
 # reads the knobs from the environment (the freethreaded target runs the same)
 FROM runtime AS granian
+ARG APP_SOURCE
 COPY --from=granian-venv /opt/venv /opt/venv
 COPY --chown=app:app wsgistack /srv/wsgistack
 COPY --chown=app:app deploy/granian /srv/deploy/granian
-COPY --chown=app:app app /srv/app
+COPY --chown=app:app ${APP_SOURCE} /srv/${APP_SOURCE}
 ENV PORT=8085 PATH=/opt/venv/bin:$PATH
 EXPOSE 8085
 CMD ["python", "/srv/deploy/granian/serve.py"]
+
+# Prometheus from Debian's package (2.53 on trixie, promtool included), its
+# config and rules rendered from the knobs into RUN_DIR by the entrypoint;
+# its data in /prometheus, a volume (compose.yaml), owned by the image's user
+FROM runtime AS prometheus
+ARG UID GID
+USER 0
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
+    && rm -rf /var/lib/apt/lists/* \
+    && install -d -o "${UID}" -g "${GID}" /prometheus
+USER ${UID}:${GID}
+COPY --chown=app:app wsgistack /srv/wsgistack
+COPY --chown=app:app deploy/prometheus /srv/deploy/prometheus
+ENV WSGISTACK_TEMPLATES=/srv/deploy/prometheus
+EXPOSE 9090
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/healthcheck.py", "http://127.0.0.1:9090/-/ready"]
+# --web.listen-address: the container's interface (compose publishes it on
+# the host's 127.0.0.1 only); --web.enable-lifecycle stays off (no reload or
+# quit over HTTP)
+CMD ["prometheus", "--config.file=/tmp/wsgistack/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus", "--web.listen-address=0.0.0.0:9090"]
+
+# the proxies' exporters from Debian's packages: prometheus-nginx-exporter
+# (nginx's stub_status, on 9113) and prometheus-apache-exporter (mod_status,
+# on 9117); compose.yaml runs one per stack with its scrape URI
+FROM runtime AS exporters
+ARG UID GID
+USER 0
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        prometheus-nginx-exporter prometheus-apache-exporter \
+    && rm -rf /var/lib/apt/lists/*
+USER ${UID}:${GID}
+EXPOSE 9113 9117
 
 # the app on the built interpreter, served by granian (the default command) or
 # gunicorn gthread (compose.yaml's gunicorn-ft service); the freethreaded and

@@ -14,8 +14,9 @@ STACK ?= uwsgi
 # (apache2-dev, python3-dev and gcc build mod_wsgi into the venv: see below)
 APT_PACKAGES := nginx uwsgi-core uwsgi-plugin-python3 apache2 apache2-dev \
 	python3 python3-venv python3-dev gcc shellcheck openssl wrk
-# the tests' own tools: curl speaks HTTP/2, Chromium runs the front page
-TEST_APT_PACKAGES := curl chromium
+# the tests' own tools: curl speaks HTTP/2, Chromium runs the front page,
+# prometheus brings promtool (the alert rules' unit tests)
+TEST_APT_PACKAGES := curl chromium prometheus
 
 .PHONY: help
 help: ## list the tasks
@@ -42,7 +43,7 @@ deps: ## install the Debian packages the native stacks need (as root; else say w
 	$(call apt_install,$(APT_PACKAGES))
 
 .PHONY: test-deps
-test-deps: ## install what the tests need beyond the stacks: curl (HTTP/2), headless Chromium
+test-deps: ## install what the tests need beyond the stacks: curl (HTTP/2), headless Chromium, promtool
 	$(call apt_install,$(TEST_APT_PACKAGES))
 
 $(VENV)/.installed: requirements-dev.txt requirements.txt requirements-loadtest.txt \
@@ -88,15 +89,29 @@ base-image: ## build a local debian:trixie-slim stand-in where Docker Hub is unr
 
 .PHONY: docker-build
 docker-build: ## build every image (wsgistack-<target>:latest)
-	docker compose --profile '*' build
+	docker/build-images.sh
+
+.PHONY: debian-server
+debian-server: ## a Debian trixie server in a container (systemd, Debian's packages) with both stacks installed by deploy/debian/install.sh: nginx+uWSGI on :8096, Apache on :8097
+	docker/debian-server/start.sh
 
 .PHONY: freethreaded
 freethreaded: ## build the images on CPython from source: wsgistack-freethreaded, -apache-freethreaded and the GIL control wsgistack-gil (PYTHON_FT_VERSION=3.13)
 	time docker compose --profile freethreaded build
 
+# The image build starts in the background as soon as the engine is up
+# (docker/build-images.sh --background prints the folder that says how it
+# ends), and runs beside the installs, the fast tier and the native server
+# tests; the container tests wait for the part they need
+# (tests/integration/compose.py). Without an engine nothing starts.
 .PHONY: test
-test: deps test-deps venv docker-deps ## install what is needed, then run the whole suite: test-fast first, then the server tests
-	$(MAKE) --no-print-directory test-fast
+test: docker-deps ## install what is needed, then run the whole suite: test-fast first, then the server tests
+	@if docker info >/dev/null 2>&1; then \
+		build=$$(docker/build-images.sh --background) && echo "building the images in the background: $$build"; \
+	fi; \
+	export WSGISTACK_IMAGE_BUILD=$$build; \
+	$(MAKE) --no-print-directory deps test-deps venv && \
+	$(MAKE) --no-print-directory test-fast && \
 	$(PY) -m pytest -m server
 
 # the tier of a test is its folder: tests/integration/ is `server`, the rest is

@@ -25,7 +25,7 @@ from flask import Flask, current_app, request
 from flask.logging import default_handler
 from werkzeug.exceptions import RequestEntityTooLarge, RequestURITooLarge
 
-from app import fanout, fib, forwarded, problems, request_log, timing
+from app import fanout, fib, forwarded, metrics, problems, request_log, timing
 
 DEFAULTS: dict[str, Any] = {
     # doubling/iterative cap; F(20000) has 4180 digits, under the 4300 that
@@ -112,10 +112,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     # the client's real address is known before the rest of the app runs
     app.wsgi_app = forwarded.TrustedProxyMiddleware(app.wsgi_app, trusted)
-    # outermost: Server-Timing's CPU figure is the whole app's (these
-    # middlewares too), so that what a server costs beyond it (wsgistack bench:
-    # its CPU minus this figure) is the server's alone
+    # outermost but for the metrics: Server-Timing's CPU figure is the whole
+    # app's (these middlewares too), so that what a server costs beyond it
+    # (wsgistack bench: its CPU minus this figure) is the server's alone
     app.wsgi_app = timing.ServerTimingMiddleware(app.wsgi_app, counter)
+    # around it all: Prometheus metrics by route, under the servers
+    # (app/metrics.py); they read the CPU figure Server-Timing leaves
+    metrics.init_app(app)
 
     app.before_request(_limit_query_string)
     app.before_request(_limit_body)

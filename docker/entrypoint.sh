@@ -16,16 +16,20 @@ export RUN_DIR
 
 mkdir -p "$RUN_DIR"
 
-# worker counts left unset or empty follow the CPUs this container may use
-# (its cgroup CPU quota and affinity mask: wsgistack/cpus.py), not the host's
-# cores; resolved once here so that the configs, gunicorn and the app's /info
-# all see the same number. The locust image has no wsgistack: nothing to size.
+# the worker counts, resolved once here so that the configs, gunicorn and the
+# app's /info all see the same numbers: those left unset or empty take the
+# default of the app server this image's templates configure (uWSGI: 8
+# processes of 1 thread, wsgistack/settings.py), else follow the CPUs this
+# container may use (its cgroup CPU quota and affinity mask: wsgistack/cpus.py),
+# not the host's cores. The output is whole numbers only ("WSGI_PROCESSES=8
+# WSGI_THREADS=1 NGINX_WORKERS=2"); a knob with a wrong value stops the start
+# here, saying which. The locust image has no wsgistack: nothing to size.
 if [ -d /srv/wsgistack ]; then
-    cpus=$(/usr/bin/python3 -m wsgistack.cpus)
-    WSGI_PROCESSES="${WSGI_PROCESSES:-$cpus}"
-    NGINX_WORKERS="${NGINX_WORKERS:-$cpus}"
-    export WSGI_PROCESSES NGINX_WORKERS
-    echo "entrypoint: WSGI_PROCESSES=$WSGI_PROCESSES NGINX_WORKERS=$NGINX_WORKERS" >&2
+    # word splitting is the point: one argument per template
+    # shellcheck disable=SC2086
+    shape=$(/usr/bin/python3 -m wsgistack.render --shape ${WSGISTACK_TEMPLATES:-})
+    eval "export $shape"
+    echo "entrypoint: $shape" >&2
 fi
 
 if [ -n "${WSGISTACK_TEMPLATES:-}" ]; then

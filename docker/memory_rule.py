@@ -67,7 +67,7 @@ def main() -> int:
     # in the image, imported here so that the tests can load this file alone
     from wsgistack.settings import Settings
 
-    settings = Settings.from_env()
+    settings = Settings.from_env(server="uwsgi")
     processes, reload_on_rss = settings.WSGI_PROCESSES, settings.RELOAD_ON_RSS_MB
     limit = cgroup_limit_mb()
     if reload_on_rss == 0 or limit is None:

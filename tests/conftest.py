@@ -50,6 +50,7 @@ FAST_PROGRAMS: dict[str, set[str] | None] = {
     "docker": {"config", "version"},  # `docker compose config`, `docker stack config`: no engine
     "python": {"--list", "--collect-only"},  # Locust listing its users, pytest its tests
     "git": {"ls-files"},  # the tracked files, for the docs' layout check
+    "promtool": {"check", "test"},  # Prometheus' config checker and rule unit tests
 }
 
 

@@ -3,12 +3,12 @@
 wsgistack up uwsgi --port 8080 --processes 2 --threads 8
 wsgistack up devserver --port 8083
 wsgistack render deploy/nginx --out /tmp/conf
+wsgistack render --layout debian --out /tmp/server
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time
@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     rend = sub.add_parser(
         "render", help="fill the {{ PLACEHOLDERS }} of configs from the environment"
     )
-    rend.add_argument("args", nargs=argparse.REMAINDER)
-    rend.set_defaults(func=lambda a: render.main(a.args))
+    render.add_arguments(rend)
+    rend.set_defaults(func=lambda a: render.run(rend, a))
 
     # imported here: their heavy imports (matplotlib, rich, psutil) happen only
     # when their command runs, never for `wsgistack up`
@@ -87,7 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
 def up_settings(args: argparse.Namespace) -> Settings:
     spec = get_stack(args.stack)
     overrides: dict[str, int | str] = {"PORT": args.port or spec.default_port}
-    overrides.update({k: v for k, v in spec.defaults.items() if k not in os.environ})
     if args.stack == "devserver":
         # the comparison's baseline: one process, one request at a time
         overrides.update(WSGI_PROCESSES=1, WSGI_THREADS=8 if args.threaded else 1)
@@ -97,7 +96,7 @@ def up_settings(args: argparse.Namespace) -> Settings:
         overrides["WSGI_THREADS"] = args.threads
     if args.request_timeout is not None:
         overrides["REQUEST_TIMEOUT"] = args.request_timeout
-    return Settings.from_env(**overrides)
+    return Settings.from_env(server=spec.server, **overrides)
 
 
 def cmd_up(args: argparse.Namespace) -> int:

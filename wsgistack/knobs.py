@@ -7,6 +7,10 @@ parsed, so that a default can follow another knob (UWSGI_SOCKET in RUN_DIR).
 It raises ValueError to say what is wrong; ``Settings.from_env`` names the
 knob, its value and its help in the SettingsError.
 
+A knob may have other defaults for some app servers (``servers``): the worker
+shape of uWSGI (wsgistack/settings.py says why). Such a knob left unset or
+empty takes the default of the app server the settings are for, else its own.
+
 Standard library only, as ``wsgistack.settings``.
 """
 
@@ -32,11 +36,22 @@ class Knob:
     default: int | str
     parse: Parse
     help: str
+    # app server -> its own default for this knob (APP_SERVERS)
+    servers: Mapping[str, int | str] = field(default_factory=dict)
+
+    def default_for(self, server: str) -> int | str:
+        return self.servers.get(server, self.default)
 
 
-def knob(default: int | str, parse: Parse, help: str) -> Any:
-    """A knob's declaration, as a field of Settings: its name is the field's."""
-    return field(metadata={"knob": (default, parse, help)})
+def knob(
+    default: int | str,
+    parse: Parse,
+    help: str,
+    servers: Mapping[str, int | str] | None = None,
+) -> Any:
+    """A knob's declaration, as a field of Settings: its name is the field's;
+    ``servers``: the app servers whose default differs from ``default``."""
+    return field(metadata={"knob": (default, parse, help, dict(servers or {}))})
 
 
 def text(raw: str, known: Mapping[str, Any]) -> str:
@@ -69,6 +84,24 @@ def switch(raw: str, known: Mapping[str, Any]) -> int:
     if raw.strip() not in ("0", "1"):
         raise ValueError("expected 0 (off) or 1 (on)")
     return int(raw)
+
+
+def url_path(ends_with_slash: bool) -> Parse:
+    """An absolute URL path (``/readyz``), or a prefix ending in ``/`` (``/static/``):
+    printable ASCII, no spaces, quotes or ``;``, as the configs write it verbatim."""
+
+    def parse(raw: str, known: Mapping[str, Any]) -> str:
+        path = raw.strip()
+        if not path.startswith("/") or (ends_with_slash and not path.endswith("/")):
+            raise ValueError(
+                "expected a path starting with /"
+                + (" and ending with /" if ends_with_slash else "")
+            )
+        if not all(33 <= ord(c) < 127 and c not in "\"';{}\\" for c in path):
+            raise ValueError("expected printable ASCII without spaces, quotes, ';' or braces")
+        return path
+
+    return parse
 
 
 def cpus(raw: str, known: Mapping[str, Any]) -> int:

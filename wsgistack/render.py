@@ -11,6 +11,16 @@ The same code runs natively (``wsgistack up``) and in the container
 entrypoints, with the standard library only::
 
     python3 -m wsgistack.render deploy/nginx/nginx.conf --out /tmp/run
+
+A knob left unset or empty whose default differs by app server (uWSGI's worker
+shape, wsgistack/settings.py) takes the default of the server the folder
+configures (``SERVERS``), so a config rendered with no knobs set is the one
+`wsgistack up` and the images run.
+
+``--layout debian`` writes every stack's files as a Debian server under
+systemd takes them instead (``wsgistack.debian``, docs/debian-server.md)::
+
+    python3 -m wsgistack.render --layout debian --out /tmp/server
 """
 
 from __future__ import annotations
@@ -22,8 +32,8 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from wsgistack import tls
-from wsgistack.configs import apache_mod_wsgi, nginx, proxy, uwsgi
+from wsgistack import cpus, debian, tls
+from wsgistack.configs import apache_mod_wsgi, nginx, prometheus, proxy, uwsgi
 from wsgistack.settings import Settings, SettingsError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}")
@@ -33,7 +43,19 @@ FOLDERS: dict[str, tuple[Callable[[Settings], dict[str, str]], ...]] = {
     "nginx": (proxy.values, nginx.values),
     "apache-mod_wsgi": (proxy.values, apache_mod_wsgi.values),
     "uwsgi": (uwsgi.values,),
+    "prometheus": (prometheus.values,),
+    # the Debian layout's own files: systemd units and drop-ins (wsgistack.debian)
+    "debian": (debian.values,),
 }
+DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy"
+LAYOUTS = ("files", "debian")
+
+
+# the app server each folder's config is for, whose own knob defaults apply
+# (wsgistack/settings.py): nginx's limits count the slots of uWSGI behind it
+SERVERS: dict[str, str] = {"nginx": "uwsgi", "uwsgi": "uwsgi", "apache-mod_wsgi": "mod_wsgi"}
+# the knobs that size a server's workers, as --shape prints them
+SHAPE = ("WSGI_PROCESSES", "WSGI_THREADS", "NGINX_WORKERS")
 
 
 class RenderError(ValueError):
@@ -56,11 +78,23 @@ def folder_of(template: Path) -> str:
     return next((part for part in reversed(template.parts) if part in FOLDERS), "")
 
 
+def server_of(templates: list[Path]) -> str:
+    """The app server these templates configure (SERVERS); "" for none. One
+    rendering configures one stack: templates of two servers are an error."""
+    servers = {SERVERS[folder] for t in templates if (folder := folder_of(t)) in SERVERS}
+    if len(servers) > 1:
+        raise RenderError(f"templates of more than one app server: {', '.join(sorted(servers))}")
+    return servers.pop() if servers else ""
+
+
 def template_values(settings: Settings, folder: str) -> dict[str, str]:
     """The knobs, and what the folder's modules derive from them."""
     values = settings.as_env()
     for derive in FOLDERS.get(folder, ()):
-        values.update(derive(settings))
+        try:
+            values.update(derive(settings))
+        except OSError as exc:  # a file a derived value is read from
+            raise RenderError(f"{folder}: {exc}") from None
     return values
 
 
@@ -91,18 +125,56 @@ def names_setting(template: Path, name: str) -> bool:
     )
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments: ``python3 -m wsgistack.render`` and ``wsgistack render``."""
+    parser.add_argument(
+        "templates", nargs="*", type=Path, help="config files or folders from deploy/"
+    )
+    parser.add_argument("--out", type=Path, help="folder to write them to")
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="files",
+        help="files: each template under its own name (default); debian: every stack's "
+        "files at their paths on a Debian server under systemd (docs/debian-server.md)",
+    )
+    parser.add_argument(
+        "--shape",
+        action="store_true",
+        help="print, instead, the worker counts these templates are rendered with, "
+        "as shell assignments (the images' entrypoint exports them)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m wsgistack.render",
         description="Fill the {{ PLACEHOLDERS }} of server configs from environment variables.",
     )
-    parser.add_argument(
-        "templates", nargs="+", type=Path, help="config files or folders from deploy/"
-    )
-    parser.add_argument("--out", type=Path, required=True, help="folder to write them to")
-    args = parser.parse_args(argv)
+    add_arguments(parser)
+    return run(parser, parser.parse_args(argv))
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.shape:
+        if args.layout != "files":
+            parser.error("--shape prints the shape of the files layout's templates")
+    elif args.out is None:
+        parser.error("--out is required (or --shape)")
+    elif (args.layout == "files") != bool(args.templates):
+        parser.error("name the templates to render, or --layout debian (which renders them all)")
     try:
-        settings = Settings.from_env()
+        if args.layout == "debian":
+            settings = debian.settings_for_debian()
+            for path in debian.render_debian(DEPLOY_DIR, args.out, settings, render_file):
+                print(path)
+            return 0
+        settings = Settings.from_env(server=server_of(args.templates))
+        if args.shape:
+            # what the CPU count (the default of some) comes from, for the log
+            print(f"wsgistack.cpus: {cpus.detect().describe()}", file=sys.stderr)
+            print(" ".join(f"{name}={getattr(settings, name)}" for name in SHAPE))
+            return 0
         for template in args.templates:
             print(render_file(template, args.out, settings))
         # the files the configs name: a proxy's config with TLS=1 and no

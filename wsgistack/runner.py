@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -68,9 +68,12 @@ class StackSpec:
     # needs the app's virtualenv to be built on Debian's /usr/bin/python3
     # (uWSGI's python3 plugin and mod_wsgi embed that interpreter)
     needs_system_python: bool = False
-    # knob defaults of this stack where they differ from wsgistack.settings'
-    # (the environment and the command line still win)
-    defaults: Mapping[str, int] = field(default_factory=dict)
+    # the app server it runs (wsgistack.settings.APP_SERVERS), whose own knob
+    # defaults apply where it has any (the environment and the command line win)
+    server: str = ""
+    # a proxy in front answers the readiness probe /readyz (with the app's
+    # READY_PATH); without one, the probe asks the app's READY_PATH itself
+    proxied: bool = False
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -211,8 +214,13 @@ class RunningStack:
         self._pumps.append(pump)
         return proc
 
+    @property
+    def ready_url(self) -> str:
+        """The readiness probe: the proxy's /readyz, else the app's READY_PATH."""
+        return self.base_url + ("/readyz" if self.spec.proxied else self.settings.READY_PATH)
+
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        url = self.base_url + "/readyz"
+        url = self.ready_url
 
         def ready() -> bool:
             self.check_alive()

@@ -44,6 +44,7 @@ from wsgistack.knobs import (
     or_else,
     switch,
     text,
+    url_path,
     whole,
 )
 
@@ -52,8 +53,45 @@ from wsgistack.knobs import (
 PROXY_MARGIN = 5
 # seconds a graceful stop waits beyond the proxy timeout before it kills
 STOP_MARGIN = 10
+# seconds the proxy keeps an idle keep-alive connection beyond the balancer's
+# BALANCER_IDLE_TIMEOUT: the balancer must always be the one that closes it, or
+# it may send a request on a connection the proxy is closing (a 502 at the
+# balancer); 20 s covers timer granularity and a slow FIN
+KEEPALIVE_MARGIN = 20
+# the proxy's Content-Security-Policy by default (CONTENT_SECURITY_POLICY):
+# what a plain server-rendered app needs, inline styles and scripts (a
+# `style=` attribute, an `onclick="return confirm(...)"`) and files from https:
+# CDNs, and nothing a page should not do: no plugins, no <base> pointing
+# elsewhere, forms posting only to this site, no framing by other sites, no
+# fetch, XHR or WebSocket to other origins, nothing over plain http:
+# (docs/edge.md says how to tighten it)
+DEFAULT_CSP = (
+    "default-src 'self'; "
+    "script-src 'self' https: 'unsafe-inline'; "
+    "style-src 'self' https: 'unsafe-inline'; "
+    "img-src 'self' https: data:; "
+    "font-src 'self' https: data:; "
+    "object-src 'none'; "
+    "base-uri 'self'; "
+    "form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 # the app's static files (the front page's CSS and JS), beside this package
 APP_STATIC = Path(__file__).resolve().parents[1] / "app" / "static"
+
+
+def policy(raw: str, known: Mapping[str, Any]) -> str:
+    """A Content-Security-Policy; empty: DEFAULT_CSP; "none" (kept as it is): the
+    proxies send none. Both render it inside double quotes, where nginx would
+    expand a $ and Apache a %, so those, quotes, backslashes and control
+    characters are refused."""
+    value = raw.strip()
+    if not value:
+        return DEFAULT_CSP
+    bad = sorted({c for c in value if c in '"\\$%' or not c.isprintable()})
+    if bad:
+        raise ValueError(f"must not contain {''.join(bad)!r}")
+    return value
 
 
 def made_tls_file(known: Mapping[str, Any], name: str) -> str:
@@ -69,6 +107,22 @@ def tls_key(raw: str, known: Mapping[str, Any]) -> str:
     return made_tls_file(known, "key.pem")
 
 
+# the app servers settings can be for (``Settings.from_env(server=...)``):
+# where a knob's default differs between them, the server's applies
+APP_SERVERS = ("uwsgi", "mod_wsgi", "gunicorn", "granian", "devserver")
+
+# uWSGI's own worker shape: processes of one thread each. uWSGI 2.0's request
+# timeout (harakiri) is one deadline per worker process, re-armed by each
+# request that starts on any of its threads and cleared by each that ends, so
+# with threads a stuck request under traffic is not cut at REQUEST_TIMEOUT
+# (docs/nginx-uwsgi.md). 8 processes: eight requests at once, whatever the CPUs.
+# Every way to run the stack reads it from here: `wsgistack up`, `wsgistack
+# render` (deploy/uwsgi and deploy/nginx, whose limits count uWSGI's slots) and
+# the images' entrypoint, so compose, Swarm and Kubernetes leave both knobs
+# empty unless a user sets them.
+UWSGI_SHAPE = {"WSGI_PROCESSES": {"uwsgi": 8}, "WSGI_THREADS": {"uwsgi": 1}}
+
+
 # the knobs, with defaults that are safe for production on a small machine
 @dataclass(frozen=True)
 class Settings:
@@ -76,9 +130,17 @@ class Settings:
         "",
         cpus,
         "worker processes (uWSGI processes, mod_wsgi processes, gunicorn workers); "
-        "unset or empty: the CPUs available (cgroup quota, affinity)",
+        "unset or empty: the app server's default (uWSGI's is 8), else the CPUs available "
+        "(cgroup quota, affinity)",
+        servers=UWSGI_SHAPE["WSGI_PROCESSES"],
     )
-    WSGI_THREADS: int = knob(8, whole(1), "threads per worker process")
+    WSGI_THREADS: int = knob(
+        8,
+        whole(1),
+        "threads per worker process; unset or empty: the app server's default "
+        "(uWSGI's is 1: its request timeout is exact only so), else 8",
+        servers=UWSGI_SHAPE["WSGI_THREADS"],
+    )
     REQUEST_TIMEOUT: int = knob(
         30, whole(1), "seconds one request may run before the app server kills it"
     )
@@ -120,7 +182,10 @@ class Settings:
         "virtualenv the app is installed in (uWSGI virtualenv, mod_wsgi python-home)",
     )
     WSGI_APP: str = knob(
-        "app.wsgi:application", text, "the WSGI callable the servers import, module:name"
+        "app.wsgi:application",
+        text,
+        "the WSGI callable the servers import, module:name, or module:factory() for an app "
+        "factory called once per process",
     )
     TLS: int = knob(
         0, switch, "1: the proxy serves HTTPS (and HTTP/2) on TLS_PORT, plain HTTP redirects"
@@ -146,6 +211,34 @@ class Settings:
         "addresses/CIDRs of load balancers whose X-Forwarded-For, X-Forwarded-Proto and "
         "X-Request-ID are believed (space-separated; empty: none)",
     )
+    REDIRECT_TO_HTTPS: int = knob(
+        1,
+        switch,
+        "1: a request that came over plain HTTP is redirected (308) to HTTPS where HTTPS is "
+        "served: by the proxy (TLS=1, to TLS_PUBLIC_PORT) or by a trusted balancer that "
+        "reported X-Forwarded-Proto: http (to its port 443); 0: never (a balancer without HTTPS)",
+    )
+    HSTS_INCLUDE_SUBDOMAINS: int = knob(
+        0,
+        switch,
+        "1: the HSTS header sent over HTTPS covers every subdomain too (includeSubDomains, as "
+        "Mozilla's generator writes it): only once every subdomain serves HTTPS",
+    )
+    BALANCER_IDLE_TIMEOUT: int = knob(
+        600,
+        whole(1),
+        "seconds the load balancer in front keeps an idle connection to the proxy open; the "
+        "proxy keeps idle connections KEEPALIVE_MARGIN (20) s longer, so the balancer closes "
+        "first. 600: Google Cloud's fixed backend keepalive, above the defaults of AWS's ALB "
+        "(60) and Azure Load Balancer (240)",
+    )
+    CONTENT_SECURITY_POLICY: str = knob(
+        "",
+        policy,
+        "the Content-Security-Policy the proxy sends; empty: one that lets a server-rendered "
+        "app use inline styles and scripts and https: CDNs (docs/edge.md says what to tighten); "
+        "none: no header, the app's own",
+    )
     SLOW_REQUEST_MS: int = knob(
         1000,
         whole(1),
@@ -165,7 +258,20 @@ class Settings:
     STATIC_ROOT: str = knob(
         "",
         or_else(lambda known: str(APP_STATIC)),
-        "folder the proxy serves /static/ from; default: the app's app/static",
+        "folder the proxy serves STATIC_URL from; default: the app's app/static",
+    )
+    STATIC_URL: str = knob(
+        "/static/",
+        url_path(ends_with_slash=True),
+        "URL prefix of the app's static files, which the proxy serves from STATIC_ROOT "
+        "without the app",
+    )
+    READY_PATH: str = knob(
+        "/readyz",
+        url_path(ends_with_slash=False),
+        "the app's own readiness path: a GET it answers 2xx once it can serve. The proxies "
+        "answer their /readyz probe with it, whatever the Host; probes of a stack without a "
+        "proxy ask it directly",
     )
     DNS_RESOLVER: str = knob(
         "",
@@ -177,6 +283,12 @@ class Settings:
         "",
         cpus,
         "nginx worker processes; unset or empty: the CPUs available (cgroup quota, affinity)",
+    )
+    APP_USER: str = knob(
+        "wsgistack",
+        text,
+        "the app's own account on a server (the Debian layout: the uWSGI unit's User=, the "
+        "mod_wsgi daemons' user=); its group owns the uWSGI socket, and www-data joins it",
     )
     MOD_WSGI_MODULE: str = knob(
         "",
@@ -190,13 +302,49 @@ class Settings:
         "needs a free-threaded Python (the apache-freethreaded image sets it)",
     )
 
+    METRICS: int = knob(
+        1,
+        switch,
+        "1: every server serves Prometheus metrics on internal ports (docs/metrics.md); "
+        "0: none, and the app counts nothing",
+    )
+    METRICS_PORT: int = knob(
+        9180,
+        whole(1),
+        "internal port of the app server's metrics (/metrics: the app's, the server's own, "
+        "its listen queue); never published",
+    )
+    STATUS_PORT: int = knob(
+        9181,
+        whole(1),
+        "internal port of the proxy's status page for its exporter (nginx stub_status, "
+        "Apache mod_status); granian's own metrics, on loopback; never published",
+    )
+    SCRAPE_INTERVAL: int = knob(
+        15, whole(1), "seconds between Prometheus' scrapes, and between its rule evaluations"
+    )
+    ALERT_FOR: int = knob(
+        300,
+        whole(0),
+        "seconds a condition must hold before its alert fires (a killed worker fires at once)",
+    )
+
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: int | str) -> Settings:
-        """Defaults, then ``env`` (os.environ when None), then keyword overrides."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, server: str = "", **overrides: int | str
+    ) -> Settings:
+        """Defaults, then ``env`` (os.environ when None), then keyword overrides.
+        ``server``: the app server (APP_SERVERS) whose own defaults apply, if any;
+        a knob that has such defaults takes them when unset or empty."""
+        if server and server not in APP_SERVERS:
+            raise ValueError(f"unknown app server {server!r}: one of {', '.join(APP_SERVERS)}")
         env = os.environ if env is None else env
         known: dict[str, Any] = {}
         for k in KNOBS:
-            raw = str(overrides.get(k.env, env.get(k.env, k.default)))
+            given = overrides.get(k.env, env.get(k.env))
+            if given is None or (k.servers and not str(given).strip()):
+                given = k.default_for(server)
+            raw = str(given)
             try:
                 known[k.env] = k.parse(raw, known)
             except ValueError as exc:
@@ -220,6 +368,12 @@ class Settings:
     def WORKER_SLOTS(self) -> int:
         """Requests the app server can run at once."""
         return self.WSGI_PROCESSES * self.WSGI_THREADS
+
+    @property
+    def METRICS_DIR(self) -> str:
+        """Where the app's worker processes write their metrics (prometheus_client's
+        PROMETHEUS_MULTIPROC_DIR): in the run folder, which every start empties."""
+        return os.path.join(self.RUN_DIR, "metrics")
 
     @property
     def PROXY_MAX_CONNS(self) -> int:

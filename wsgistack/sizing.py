@@ -13,9 +13,9 @@ shared page split between its sharers). The evidence (the table, a heat map of
 requests/s and p95, the memory per setting, Locust's statistics) goes to
 ``reports/sizing-<timestamp>/``.
 
-Another app: --app module:callable sets WSGI_APP, which uWSGI (``module``),
-gunicorn and the development server (Flask apps only) import instead of
-app.wsgi:application; the module is found from the current folder. Its
+Another app: --app module:callable (or module:factory()) sets WSGI_APP, which
+every stack imports instead of app.wsgi:application (docs/your-app.md); the
+module is found from the current folder. Its
 scenarios come from --locustfile (the Fibonacci ones check Fibonacci answers).
 """
 
@@ -33,8 +33,8 @@ from wsgistack.bench.repeats import rate
 from wsgistack.runner import StackError
 from wsgistack.stacks import STACKS
 
-# stacks whose app server imports WSGI_APP (Apache serves deploy/apache-mod_wsgi/app.wsgi)
-APP_STACKS = ("uwsgi", "uwsgi-direct", "gunicorn", "devserver")
+# stacks whose app server imports WSGI_APP (Apache's app.wsgi imports it too)
+APP_STACKS = ("uwsgi", "uwsgi-direct", "apache", "gunicorn", "granian", "devserver")
 
 
 def memory_size(text: str) -> float:

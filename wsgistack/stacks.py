@@ -28,11 +28,6 @@ APT_APACHE = "apt-get install apache2"
 # against Debian's Apache and Python headers
 APT_MOD_WSGI_BUILD = "apt-get install apache2-dev python3-dev"
 
-# uWSGI 2.0's request timeout (harakiri) is one deadline per worker process,
-# exact only with one thread each: processes, not threads, by default
-# (deploy/uwsgi/uwsgi.ini, docs/nginx-uwsgi.md)
-UWSGI_DEFAULTS = {"WSGI_PROCESSES": 8, "WSGI_THREADS": 1}
-
 
 def _venv_bin(settings: Settings, name: str) -> str:
     return str(Path(settings.VENV) / "bin" / name)
@@ -218,7 +213,9 @@ STACKS: dict[str, StackSpec] = {
             {"nginx": APT_NGINX, "uwsgi": APT_UWSGI},
             uwsgi,
             needs_system_python=True,
-            defaults=UWSGI_DEFAULTS,
+            # processes of one thread each by default (wsgistack/settings.py)
+            server="uwsgi",
+            proxied=True,
         ),
         StackSpec(
             "apache",
@@ -227,14 +224,24 @@ STACKS: dict[str, StackSpec] = {
             {"apache2": APT_APACHE},
             apache,
             needs_system_python=True,
+            server="mod_wsgi",
+            proxied=True,
         ),
-        StackSpec("gunicorn", "gunicorn (gthread workers), no proxy", 8082, {}, gunicorn),
+        StackSpec(
+            "gunicorn",
+            "gunicorn (gthread workers), no proxy",
+            8082,
+            {},
+            gunicorn,
+            server="gunicorn",
+        ),
         StackSpec(
             "devserver",
             "the Flask development server: for comparison only",
             8083,
             {},
             devserver,
+            server="devserver",
         ),
         StackSpec(
             "uwsgi-direct",
@@ -243,6 +250,7 @@ STACKS: dict[str, StackSpec] = {
             {"uwsgi": APT_UWSGI},
             uwsgi_direct,
             needs_system_python=True,
+            server="uwsgi",
         ),
         StackSpec(
             "granian",
@@ -250,6 +258,7 @@ STACKS: dict[str, StackSpec] = {
             8085,
             {},
             granian,
+            server="granian",
         ),
         StackSpec(
             "granian-bare",

@@ -20,8 +20,24 @@ from mod_wsgi import RequestTimeout
 _max_body = int("{{ MAX_BODY_BYTES }}")
 os.environ.setdefault("FLASK_MAX_CONTENT_LENGTH", str(_max_body) if _max_body else "null")
 
+# the app's metrics (METRICS=1; "" otherwise): every daemon process writes
+# its values to files in this folder (prometheus_client's multiprocess mode,
+# which it chooses when first imported, so before the app is), and
+# metrics.wsgi adds them up. docs/metrics.md
+_metrics_dir = "{{ METRICS_DIR }}"
+if _metrics_dir:
+    os.makedirs(_metrics_dir, exist_ok=True)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", _metrics_dir)
+
+# module:name, or module:factory() for an app factory, called once here
 _module, _, _name = "{{ WSGI_APP }}".partition(":")
-_app = getattr(importlib.import_module(_module), _name or "application")
+_app = getattr(importlib.import_module(_module), (_name or "application").removesuffix("()"))
+if _name.endswith("()"):
+    _app = _app()
+
+# the readiness probe Apache passes on (snippets/health.conf) is a GET of the
+# app's own readiness path (READY_PATH): /readyz for this project's app
+_READY_PATH = "{{ READY_PATH }}"
 
 # mod_wsgi 6 raises mod_wsgi.RequestTimeout in a request's thread once it has
 # run past request-timeout (wsgi-daemons.conf). It derives from BaseException,
@@ -80,6 +96,8 @@ def application(environ, start_response):
     # as `WSGIScriptAlias /` would (the app is mounted at /).
     environ["PATH_INFO"] = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     environ["SCRIPT_NAME"] = ""
+    if environ["PATH_INFO"] == "/readyz":
+        environ["PATH_INFO"] = _READY_PATH
     try:
         return _app(environ, start_response)
     except RequestTimeout:

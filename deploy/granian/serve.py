@@ -55,6 +55,7 @@ import logging
 import multiprocessing.util
 import os
 import select
+import shutil
 import sys
 import threading
 import time
@@ -179,8 +180,10 @@ logging._srcfile = None
 
 def build(settings: Settings) -> Server:
     return Server(
-        # the WSGI callable, module:name (WSGI_APP). No default.
-        settings.WSGI_APP,
+        # the WSGI callable, module:name (WSGI_APP), or module:factory() whose
+        # call returns it (granian wants the name, and factory=True below).
+        # No default.
+        settings.WSGI_APP.removesuffix("()"),
         # -------------------------------------------------------------------
         # socket
         # -------------------------------------------------------------------
@@ -313,19 +316,45 @@ def build(settings: Settings) -> Server:
         ssl_key=None,
         # a path prefix the app is mounted under (--url-path-prefix). default: None
         url_path_prefix=None,
-        # a Prometheus exporter on its own port. default: False
-        metrics_enabled=False,
+        # granian's own Prometheus metrics (METRICS=1): workers, connections,
+        # requests, blocking threads busy and idle, respawns, gathered from
+        # the workers every scrape interval (1-60 s). On loopback, on
+        # STATUS_PORT: the exporter (wsgistack/exporter.py) reads them and
+        # serves them with the app's on METRICS_PORT. defaults: False, 15,
+        # 127.0.0.1, 9090
+        metrics_enabled=bool(settings.METRICS),
+        metrics_scrape_interval=max(1, min(60, settings.SCRAPE_INTERVAL)),
+        metrics_address="127.0.0.1",
+        metrics_port=settings.STATUS_PORT,
         # reload on file changes, for development only (and not supported on
         # the free-threaded build). default: False
         reload=False,
-        # WSGI_APP is the app itself, not a factory to call. default: False
-        factory=False,
+        # WSGI_APP names the app itself, or (ending in "()") a factory to call
+        # once per worker. default: False
+        factory=settings.WSGI_APP.endswith("()"),
     )
+
+
+def serve_metrics(settings: Settings) -> None:
+    """The app's metrics (METRICS=1), in prometheus_client's multiprocess
+    mode, as under the other servers: the folder emptied at start, its path
+    in the environment the workers inherit before they import the app (and
+    before anything here imports prometheus_client), and the exporter on
+    METRICS_PORT in a thread of this process, which outlives the workers it
+    adds up (docs/metrics.md)."""
+    shutil.rmtree(settings.METRICS_DIR, ignore_errors=True)
+    os.makedirs(settings.METRICS_DIR)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings.METRICS_DIR
+    from wsgistack import exporter
+
+    exporter.serve("granian", settings)
 
 
 def serve(settings: Settings) -> int:
     """Serves until a stop signal; the exit status granian ended with."""
     os.makedirs(settings.RUN_DIR, exist_ok=True)
+    if settings.METRICS:
+        serve_metrics(settings)
     try:
         build(settings).serve()
     except SystemExit as stop:  # granian's own exit, non-zero after a worker failed

@@ -41,6 +41,7 @@ In production, put a buffering proxy (nginx, Apache) in front for these.
 
 import json
 import os
+import shutil
 from datetime import UTC, datetime
 
 from gunicorn.glogging import Logger, SafeAtoms
@@ -204,6 +205,37 @@ access_log_format = (
 # errors and worker events to stderr. default: "-" (stderr), stated for clarity
 errorlog = "-"
 loglevel = "info"
+
+# ---------------------------------------------------------------------------
+# metrics: Prometheus, on METRICS_PORT (internal, never published)
+# ---------------------------------------------------------------------------
+# gunicorn's own metrics go to StatsD only (statsd_host), which needs a
+# statsd_exporter that Debian does not package, and they count what the app
+# counts already. So the honest answer is the app's metrics
+# (app/metrics.py), in prometheus_client's multiprocess mode, the way its
+# docs give for gunicorn: the folder in the environment before any worker
+# imports the app, emptied at start, and each worker that exits marked dead.
+# The master serves them, with the listen queue and the slots, on
+# BIND_ADDRESS:METRICS_PORT (wsgistack/exporter.py), from a thread started
+# once the master is ready. https://prometheus.github.io/client_python/multiprocess/
+if settings.METRICS:
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", settings.METRICS_DIR)
+
+    def on_starting(server) -> None:
+        # once, at start (not on a reload: the counters go on)
+        shutil.rmtree(settings.METRICS_DIR, ignore_errors=True)
+        os.makedirs(settings.METRICS_DIR)
+
+    def when_ready(server) -> None:
+        from wsgistack import exporter
+
+        exporter.serve("gunicorn", settings)
+
+    def child_exit(server, worker) -> None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
 
 # The Server header is "gunicorn", without a version (gunicorn has no setting
 # for it); the version reaches the app only, in SERVER_SOFTWARE.

@@ -59,20 +59,34 @@ def test_compose_services_are_locked_down(compose_config) -> None:
 
 
 def test_only_nginx_shares_a_network_with_the_uwsgi_socket(compose_config) -> None:
+    # the socket's network, and the metrics network where Prometheus and the
+    # exporters read the metrics ports: both internal, neither with a client
     services = compose_config["services"]
-    app_networks = set(services["uwsgi-app"]["networks"])
-    assert len(app_networks) == 1, app_networks
-    (network,) = app_networks
-    assert compose_config["networks"][network].get("internal") is True
-    members = {name for name, service in services.items() if network in service["networks"]}
-    assert members == {"uwsgi-app", "uwsgi-nginx"}
+    assert set(services["uwsgi-app"]["networks"]) == {"uwsgi-socket", "metrics"}
+
+    def members(network: str) -> set[str]:
+        assert compose_config["networks"][network].get("internal") is True, network
+        return {name for name, service in services.items() if network in service["networks"]}
+
+    assert members("uwsgi-socket") == {"uwsgi-app", "uwsgi-nginx"}
+    clients = {"locust-master", "locust-worker"}
+    assert "prometheus" in members("metrics") and not members("metrics") & clients
+
+
+# the services whose healthcheck asks the app itself, at its READY_PATH
+# (`$$` is compose's escape: the healthcheck expands the container's variable)
+APP_PROBED = {"uwsgi-app", "gunicorn", "granian"}
 
 
 def test_every_server_healthcheck_probes_readiness(compose_config) -> None:
+    """A proxy is asked its own /readyz (which it passes to the app); an app
+    server without one is asked the app's READY_PATH (/readyz by default)."""
+    assert compose_config["services"]["gunicorn"]["environment"]["READY_PATH"] == "/readyz"
     for stack_name, services in SERVICES.items():
         for service in services:
             test = compose_config["services"][service]["healthcheck"]["test"]
-            assert test[-1].endswith("/readyz"), (stack_name, service, test)
+            path = "$$READY_PATH" if service in APP_PROBED else "/readyz"
+            assert test[-1].endswith(path), (stack_name, service, test)
 
 
 NGINX_MB = 32  # nginx's own processes, beside its tmpfs
@@ -92,7 +106,9 @@ def test_memory_limits_let_uwsgi_recycle_before_the_kernel_kills(compose_config)
     knobs = app["environment"]
     reload_on_rss = int(knobs["RELOAD_ON_RSS_MB"])
     assert reload_on_rss > 0, "RELOAD_ON_RSS_MB=0: workers are never recycled"
-    needed = memory_rule.needed_mb(int(knobs["WSGI_PROCESSES"]), reload_on_rss, _tmpfs_mb(app))
+    # the worker shape the entrypoint resolves from them (empty: uWSGI's own)
+    processes = Settings.from_env(knobs, server="uwsgi").WSGI_PROCESSES
+    needed = memory_rule.needed_mb(processes, reload_on_rss, _tmpfs_mb(app))
     limit = int(app["mem_limit"]) // 2**20
     assert needed <= limit, f"APP_MEMORY {limit} MB < {needed} MB the rule needs"
     nginx = compose_config["services"]["uwsgi-nginx"]
@@ -133,10 +149,11 @@ def test_env_example_documents_every_compose_variable() -> None:
     # every ${VAR:-default} of compose.yaml, with the same default, in .env.example
     lines = (ROOT / "compose.yaml").read_text().splitlines()
     text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
-    # a variable may have a default per stack (the uwsgi stack's shape)
     defaults: dict[str, set[str]] = {}
     for name, value in re.findall(r"\$\{([A-Z][A-Z0-9_]*):-([^}]*)\}", text):
         defaults.setdefault(name, set()).add(value)
+    # one default each: a knob's defaults per app server are wsgistack/settings.py's
+    assert {k: v for k, v in defaults.items() if len(v) > 1} == {}
     documented = {
         name: value.strip().strip('"')
         for name, value in re.findall(
@@ -147,8 +164,3 @@ def test_env_example_documents_every_compose_variable() -> None:
     assert not missing, f".env.example lacks {missing}"
     differing = {k: (v, documented[k]) for k, v in defaults.items() if documented[k] not in v}
     assert not differing, f"compose.yaml default vs .env.example: {differing}"
-    # the other defaults of a variable are named in its comment ("uwsgi: 8")
-    example = (ROOT / ".env.example").read_text()
-    for name, values in defaults.items():
-        for value in values - {documented[name]}:
-            assert f"uwsgi: {value}" in example, (name, value)

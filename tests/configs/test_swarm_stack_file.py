@@ -53,4 +53,9 @@ def test_stack_file_has_the_knobs_and_ladder_of_compose():
     assert app["deploy"]["update_config"]["order"] == "start-first"
     assert app["deploy"]["update_config"]["failure_action"] == "rollback"
     assert [p["mode"] for p in proxy["ports"]] == ["host"]
-    assert set(app["networks"]) == {"backend"}
+    assert set(app["networks"]) == {"backend", "metrics"}
+    # the socket's network is nginx's and the app's only
+    assert {name for name, svc in stack.items() if "backend" in svc["networks"]} == {
+        swarm.APP_SERVICE,
+        swarm.PROXY_SERVICE,
+    }

@@ -4,17 +4,20 @@ tests and by the behaviour suite's compose targets."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
+
+from wsgistack.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 # the compose project, published ports and image tag of the tests: far from a
@@ -54,6 +57,8 @@ SERVICES = {
     "granian": ("granian",),
     "freethreaded": ("granian-ft", "gunicorn-ft", "granian-gil", "apache-ft"),
 }
+# the Prometheus exporters that run beside a stack's proxy in its profile
+EXPORTERS = {"uwsgi": ("uwsgi-nginx-exporter",), "apache": ("apache-exporter",)}
 IMAGES = {
     target: f"wsgistack-{target}:{IMAGE_TAG}"
     for target in (
@@ -66,6 +71,8 @@ IMAGES = {
         "freethreaded",
         "gil",
         "apache-freethreaded",
+        "prometheus",
+        "exporters",
     )
 }
 STOP_SIGNALS = {
@@ -78,6 +85,9 @@ STOP_SIGNALS = {
     "freethreaded": "SIGTERM",
     "gil": "SIGTERM",
     "apache-freethreaded": "SIGWINCH",
+    # Prometheus closes its storage cleanly on SIGTERM; the exporters hold nothing
+    "prometheus": "SIGTERM",
+    "exporters": "SIGTERM",
 }
 # an arbitrary UID with GID 0, as OpenShift runs containers
 ARBITRARY_USER = "12345:0"
@@ -172,71 +182,88 @@ def compose_run(
     return status, result
 
 
-# The session's image build: started in the background as soon as the
-# collection holds a container test (conftest.py), so that it runs while the
-# native tests do, instead of before them; build_images() waits for it. The
-# CPU-heavy steps inside it run niced (docker/build-python.sh,
-# docker/pip-install.sh), so the native tests' timings keep their CPU.
-_build: subprocess.Popen | None = None
-_build_log: Path | None = None
-_built = False
+# The session's image build (docker/build-images.sh): started in the background
+# as early as possible (by `make test` right after the engine, which passes its
+# folder in WSGISTACK_IMAGE_BUILD; else when the collection holds a container
+# test), in two parts, so that it overlaps the tests that need no image or no
+# CPython image; build_images() waits for the part a test needs. Its CPU-heavy
+# steps run niced (docker/build-python.sh, docker/pip-install.sh), so the
+# tests' timings keep their CPU.
+BUILD_SCRIPT = ROOT / "docker" / "build-images.sh"
+# the compose profile of the images on CPython built from source
+CPYTHON_PROFILE = "freethreaded"
+# the suite's names that run one of those images: stacks, targets, profiles
+CPYTHON_NAMES = {"docker-freethreaded", "freethreaded", "gil", "apache-freethreaded"}
+_build: Path | None = None
+_ready: set[str] = set()
 
 
 def start_building_images() -> bool:
-    """Start ``docker compose build`` of every image in the background, once;
-    whether it started (not without an engine: the container tests then say why)."""
-    global _build, _build_log
-    if _build is not None or _built:
+    """The background build, started once (or adopted from `make test`);
+    whether there is one (not without an engine: the container tests say why)."""
+    global _build
+    if _build is not None:
         return True
-    if compose_problem() is not None or run(["docker", "info"], check=False).returncode != 0:
+    given = os.environ.get("WSGISTACK_IMAGE_BUILD", "")
+    if given and Path(given, "pid").is_file():
+        _build = Path(given)
+        return True
+    if engine_problem() is not None:
         return False
-    fd, name = tempfile.mkstemp(prefix="wsgistack-build-", suffix=".log")
-    _build_log = Path(name)
-    with os.fdopen(fd, "w") as log:
-        _build = subprocess.Popen(
-            compose_command("--profile", "*", "build"),
-            cwd=ROOT,
-            env=compose_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+    started = run([str(BUILD_SCRIPT), "--background"], env=compose_env(), check=False)
+    if started.returncode != 0:
+        return False
+    _build = Path(started.stdout.strip())
     return True
 
 
-def stop_building_images() -> None:
-    """At the session's end: a background build nobody waited for is stopped."""
-    if _build is not None and _build.poll() is None:
-        _build.terminate()
-        try:
-            _build.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            _build.kill()
+def _build_alive() -> bool:
+    try:
+        os.kill(int((_build / "pid").read_text()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
-def build_images() -> None:
-    """Every image built, once per test session: waits for the background
-    build, or builds now when none was started (warm layers make it quick)."""
-    global _built
-    if _built:
+def build_images(cpython: bool = True) -> None:
+    """The images built, once per test session: every image but the CPython
+    ones (cpython=False), or every image. Waits for the background build's
+    parts, starting it if need be."""
+    parts = ["rest", "cpython"] if cpython else ["rest"]
+    if _ready.issuperset(parts):
         return
-    if _build is None:
-        result = compose("--profile", "*", "build", timeout=BUILD_TIMEOUT, check=False)
-        returncode, output = result.returncode, result.stdout + result.stderr
-    else:
-        try:
-            returncode = _build.wait(timeout=BUILD_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            _build.kill()
-            returncode = _build.wait()
-        output = _build_log.read_text(errors="replace") if _build_log else ""
-    if returncode != 0:
-        hint = ""
-        if "debian:trixie-slim" in output:
-            hint = "\nwithout Docker Hub, build the base image first: docker/build-base-image.sh"
-        log = f" (log: {_build_log})" if _build is not None else ""
-        pytest.fail(f"docker compose build failed{log}{hint}\n{output[-6000:]}")
-    _built = True
+    if not start_building_images():
+        return  # no engine: the caller's engine_problem() skips, saying why
+    for part in parts:
+        rc_file, log = _build / f"{part}.rc", _build / f"{part}.log"
+        wait_until(
+            lambda rc_file=rc_file: rc_file.is_file() or not _build_alive(),
+            timeout=BUILD_TIMEOUT,
+            interval=1,
+            what=f"the image build ({part}, log: {log})",
+        )
+        output = log.read_text(errors="replace") if log.is_file() else ""
+        status = rc_file.read_text().strip() if rc_file.is_file() else "none: the build died"
+        if status != "0":
+            hint = ""
+            if "debian:trixie-slim" in output:
+                hint = (
+                    "\nwithout Docker Hub, build the base image first: docker/build-base-image.sh"
+                )
+            pytest.fail(
+                f"docker compose build ({part}) exited {status} (log: {log}){hint}\n"
+                f"{output[-6000:]}"
+            )
+        _ready.add(part)
+
+
+def stop_building_images() -> None:
+    """At the session's end: a build this session started and nobody waited
+    for is stopped (one `make test` started is left to its own end)."""
+    if _build is None or os.environ.get("WSGISTACK_IMAGE_BUILD") or not _build_alive():
+        return
+    with contextlib.suppress(OSError, ValueError):
+        os.killpg(int((_build / "pid").read_text()), signal.SIGTERM)
 
 
 def docker(*args: str, timeout: float = 60, check: bool = True):

@@ -41,35 +41,51 @@ def pytest_generate_tests(metafunc):
 # other test does when one of its parameters is a compose stack ("docker-...")
 IMAGE_MODULES = {
     "test_containers",
+    "test_copied_defaults",
     "test_freethreaded",
     "test_swarm",
     "test_kubernetes_pod",
     "test_bench_interpreter_images",
+    "test_metrics",
 }
+# the modules whose every test runs an image on CPython built from source;
+# any other test does when a parameter names one (compose.CPYTHON_NAMES)
+CPYTHON_MODULES = {"test_freethreaded", "test_bench_interpreter_images"}
 
 
-def needs_images(item) -> bool:
+def _module(item) -> str:
     module = getattr(item, "module", None)
-    if module is not None and module.__name__.rpartition(".")[2] in IMAGE_MODULES:
-        return True
-    params = getattr(item, "callspec", None)
-    values = params.params.values() if params else ()
-    return any(isinstance(value, str) and value.startswith("docker-") for value in values)
+    return module.__name__.rpartition(".")[2] if module is not None else ""
+
+
+def _params(item) -> list:
+    callspec = getattr(item, "callspec", None)
+    return [v for v in callspec.params.values() if isinstance(v, str)] if callspec else []
+
+
+def images_needed(item) -> int:
+    """0: no image; 1: images on Debian's python3; 2: a CPython-from-source one too."""
+    if _module(item) in CPYTHON_MODULES or compose.CPYTHON_NAMES & set(_params(item)):
+        return 2
+    if _module(item) in IMAGE_MODULES or any(v.startswith("docker-") for v in _params(item)):
+        return 1
+    return 0
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """The native tests first, the container tests after them (a stable sort:
-    each group keeps pytest's order)."""
-    items.sort(key=needs_images)
+    """The native tests first, then the container tests, those of the images on
+    CPython from source last: the build's long part runs meanwhile (a stable
+    sort: each group keeps pytest's order)."""
+    items.sort(key=images_needed)
 
 
 def pytest_collection_finish(session):
-    # only the order of the tests depends on needs_images: a container test
-    # outside it still waits for the build in compose.build_images()
+    # only the order of the tests depends on images_needed: a container test
+    # it misses still waits for the build in compose.build_images()
     if session.config.option.collectonly:
         return
-    if any(needs_images(item) for item in session.items):
+    if any(images_needed(item) for item in session.items):
         compose.start_building_images()
 
 

@@ -35,8 +35,8 @@ DESCRIPTIONS: dict[str, str] = {
     "connections are reset",
     "graceful_reload": "a reload under steady traffic loses no request",
     "follows_recreated_app": "a recreated app container is followed without a restart",
-    "tls": "HTTPS compliant with Mozilla's intermediate profile (sslyze), HTTP/2, "
-    "308 from plain HTTP, HSTS",
+    "tls": "HTTPS compliant with Mozilla's 6.0 intermediate profile (sslyze), the hybrid "
+    "post-quantum group where OpenSSL has it, HTTP/2, 308 from plain HTTP, HSTS",
     "request_ids": "one request ID in the proxy's, the app server's and the app's log",
     "compression": "JSON gzipped for clients that accept it",
 }

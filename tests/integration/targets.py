@@ -57,18 +57,21 @@ def test_pki() -> Path:
     return folder
 
 
-def wait_for_up(base_url: str, name: str, timeout: float, alive, log_tail) -> None:
-    """Poll /readyz until it answers 200; ``alive()`` raises if the stack died."""
+def wait_for_up(
+    base_url: str, name: str, timeout: float, alive, log_tail, path: str = "/readyz"
+) -> None:
+    """Poll ``path`` (the proxy's /readyz, or the app's READY_PATH where no
+    proxy is in front) until it answers 200; ``alive()`` raises if the stack died."""
 
     def ready() -> bool:
         alive()
-        return http_get(base_url + "/readyz", timeout=1)[0] == 200
+        return http_get(base_url + path, timeout=1)[0] == 200
 
     wait_until(
         ready,
         timeout=timeout,
         interval=0.2,
-        what=f"{name} answering 200 at {base_url}/readyz",
+        what=f"{name} answering 200 at {base_url}{path}",
         ignore=(OSError,),
         detail=log_tail,
     )
@@ -86,6 +89,9 @@ class NativeTarget:
     def __post_init__(self) -> None:
         port = find_free_port()
         overrides = {**SUITE_SETTINGS, **self.overrides}
+        # the internal metrics ports too: several native stacks run at once
+        for knob in ("METRICS_PORT", "STATUS_PORT"):
+            overrides.setdefault(knob, find_free_port())
         if overrides.get("TLS") and "TLS_CERT" not in overrides:
             pki = test_pki()
             overrides.update(
@@ -126,7 +132,9 @@ class NativeTarget:
             if self.proc.poll() is not None:
                 raise AssertionError(f"wsgistack up {self.stack} exited:\n{self.log_tail()}")
 
-        wait_for_up(self.base_url, self.stack, timeout, alive, self.log_tail)
+        spec = get_stack(self.stack)
+        path = "/readyz" if spec.proxied else self.settings.READY_PATH
+        wait_for_up(self.base_url, self.stack, timeout, alive, self.log_tail, path)
 
     def reload(self) -> None:
         """What an operator does to roll out a new release: SIGHUP to the supervisor."""
@@ -150,6 +158,10 @@ class NativeTarget:
                 self.proc.wait()
         if self._log is not None:
             self._log.close()
+
+    def beside_proxy(self, script: str) -> subprocess.CompletedProcess:
+        """A shell script run where the proxy runs: here, natively."""
+        return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60)
 
     def processes(self, name: str) -> list[int]:
         """Pids of this stack's processes whose command line holds ``name``."""
@@ -270,7 +282,7 @@ class ComposeTarget:
         if problem:
             pytest.skip(problem)
         self._engine = True
-        compose.build_images()
+        compose.build_images(cpython=self.profile == compose.CPYTHON_PROFILE)
         result = self._compose("up", "--detach", "--wait", check=False)
         if result.returncode != 0:
             logs = self._compose("logs", "--no-color", "--tail", "40", check=False)
@@ -321,6 +333,11 @@ class ComposeTarget:
         path = self.log_path.with_suffix(".ca.pem")
         path.write_text(pem)
         return path
+
+    def beside_proxy(self, script: str) -> subprocess.CompletedProcess:
+        """A shell script run where the proxy runs: in its container."""
+        service = compose.SERVICES[self.profile][0]
+        return self._compose("exec", "-T", service, "sh", "-c", script, check=False)
 
     def recreate(self, service: str) -> None:
         """A new container for ``service``, as a deploy of a new release makes

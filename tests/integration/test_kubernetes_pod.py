@@ -40,6 +40,7 @@ from tests.integration.compose import (
 from tests.integration.http import Answer, request
 from tests.kubernetes.manifests import (
     ROOT,
+    SERVER,
     container,
     container_env,
     cpus,
@@ -48,6 +49,7 @@ from tests.kubernetes.manifests import (
     pod_spec,
     render,
 )
+from wsgistack.settings import Settings
 from wsgistack.wait import wait_until
 
 # a port of this checkout's test range (compose.py uses PORT_BASE + 0..2 and + 9)
@@ -64,7 +66,7 @@ def images() -> dict[str, str]:
     problem = engine_problem()
     if problem:
         pytest.skip(problem)
-    build_images()
+    build_images(cpython=False)
     return IMAGES
 
 
@@ -177,15 +179,22 @@ def test_the_pod_serves_through_the_socket_on_the_shared_volume(images) -> None:
         # the socket is a unix socket in the shared folder, made by uWSGI
         sockets = [p for p in running.socket_dir.iterdir() if stat.S_ISSOCK(p.stat().st_mode)]
         assert [p.name for p in sockets] == ["uwsgi.sock"]
-        # uWSGI listens on no TCP port at all (the image's default is 0.0.0.0:3031)
+        # uWSGI's socket is no TCP port (the image's default is 0.0.0.0:3031):
+        # the only one listening is its metrics exporter's (METRICS_PORT)
         listening = docker("exec", running.containers["uwsgi"], "cat", "/proc/net/tcp").stdout
-        assert not [line for line in listening.splitlines()[1:] if line.split()[3] == "0A"]
+        ports = [
+            int(line.split()[1].rsplit(":", 1)[1], 16)
+            for line in listening.splitlines()[1:]
+            if line.split()[3] == "0A"
+        ]
+        assert ports == [Settings.from_env(knobs(objects)).METRICS_PORT], ports
         # the knobs of the ConfigMap reached the app, the CPU limits the sizing
         info = running.get("/info").json
-        config = knobs(objects)
+        # the shape the entrypoint resolved from the ConfigMap (empty: uWSGI's own)
+        shape = Settings.from_env(knobs(objects), server=SERVER)
         assert info["configured"] == {
-            "processes": int(config["WSGI_PROCESSES"]),
-            "threads": int(config["WSGI_THREADS"]),
+            "processes": shape.WSGI_PROCESSES,
+            "threads": shape.WSGI_THREADS,
         }
         uwsgi_cpus = cpus(container(objects, "uwsgi")["resources"]["limits"]["cpu"])
         assert info["cpus"]["quota"] == uwsgi_cpus
@@ -193,7 +202,7 @@ def test_the_pod_serves_through_the_socket_on_the_shared_volume(images) -> None:
         assert "NGINX_WORKERS=1" in running.logs("nginx")
         assert _worker_processes(running.containers["nginx"], "nginx: worker process") == 1
         workers = _worker_processes(running.containers["uwsgi"], "uWSGI worker")
-        assert workers == int(config["WSGI_PROCESSES"])
+        assert workers == shape.WSGI_PROCESSES
 
 
 # the health contract in nginx (answered whatever the Host) comes with this snippet
@@ -218,8 +227,10 @@ def test_the_probes_are_answered_as_the_kubelet_asks(images) -> None:
 
 @pytest.mark.parametrize(("quota", "expected"), [("1", 1), (None, None)])
 def test_worker_counts_follow_the_cpu_quota(images, quota: str | None, expected) -> None:
-    # WSGI_PROCESSES and NGINX_WORKERS empty: both follow their container's quota
+    # NGINX_WORKERS empty follows its container's quota; uWSGI's WSGI_PROCESSES
+    # empty is its own 8 processes of one thread, whatever the quota
     derive = {"WSGI_PROCESSES": "", "NGINX_WORKERS": ""}
+    uwsgi = Settings.from_env(derive, server=SERVER)
     # without a quota the worker count is the host's: its memory is not the
     # manifest's sizing any more, so no memory limit either
     memory = {} if quota else {"memory": None}
@@ -235,14 +246,16 @@ def test_worker_counts_follow_the_cpu_quota(images, quota: str | None, expected)
         else:
             assert detected["quota"] == float(quota)
         assert detected["available"] == expected
-        assert info["configured"]["processes"] == expected
-        assert _worker_processes(running.containers["uwsgi"], "uWSGI worker") == expected
+        assert info["configured"]["processes"] == uwsgi.WSGI_PROCESSES
+        workers = _worker_processes(running.containers["uwsgi"], "uWSGI worker")
+        assert workers == uwsgi.WSGI_PROCESSES
         assert _worker_processes(running.containers["nginx"], "nginx: worker process") == expected
         # and both say so in their log at start
+        shape = f"WSGI_PROCESSES={uwsgi.WSGI_PROCESSES} WSGI_THREADS={uwsgi.WSGI_THREADS}"
         for name in POD_IMAGES:
             log = running.logs(name)
             assert re.search(rf"wsgistack\.cpus: {expected} CPUs? available", log), log[-2000:]
-            assert f"WSGI_PROCESSES={expected} NGINX_WORKERS={expected}" in log
+            assert f"{shape} NGINX_WORKERS={expected}" in log
 
 
 def test_nginx_prestop_drains_the_request_in_flight(images) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from wsgistack.settings import KNOBS
+
 ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 # the base and every overlay, by the name the tests are parametrized with
@@ -21,6 +23,8 @@ TARGETS = {
     **{f"overlays/{p.name}": p for p in sorted((KUBERNETES / "overlays").iterdir())},
 }
 KUBECTL = shutil.which("kubectl")
+# the app server the pod's images configure (both render uWSGI's stack)
+SERVER = "uwsgi"
 
 
 def kubectl_problem() -> str | None:
@@ -104,11 +108,15 @@ def mebibytes(quantity: str) -> float:
     return int(quantity) / 2**20
 
 
-def derived_count(knob_value: str, cpu_limit: str | None) -> int:
-    """A worker count as the entrypoint resolves it in the container: the
-    knob's value, or, empty, the container's CPU limit rounded up
-    (wsgistack/cpus.py reads that limit back from the cgroup quota)."""
-    if knob_value.strip():
-        return int(knob_value)
-    assert cpu_limit, "an empty worker count needs a CPU limit to follow"
+def derived_count(knob: str, value: str, cpu_limit: str | None) -> int:
+    """A worker count as the entrypoint of the pod's images (both configure
+    uWSGI's stack) resolves it: the knob's value; empty, uWSGI's own default
+    where the knob has one (wsgistack/settings.py), else the container's CPU
+    limit rounded up (wsgistack/cpus.py reads it back from the cgroup quota)."""
+    if value.strip():
+        return int(value)
+    own = next(k for k in KNOBS if k.env == knob).servers.get(SERVER)
+    if own is not None:
+        return int(own)
+    assert cpu_limit, f"{knob} empty needs a CPU limit to follow"
     return max(1, math.ceil(cpus(cpu_limit)))

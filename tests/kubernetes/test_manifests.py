@@ -17,6 +17,7 @@ import pytest
 
 from tests.kubernetes.manifests import (
     ROOT,
+    SERVER,
     TARGETS,
     container,
     container_env,
@@ -56,7 +57,7 @@ pytestmark = pytest.mark.parametrize("target", sorted(TARGETS))
 
 def settings_of(target: str) -> Settings:
     """The settings the containers' entrypoint renders from (the ConfigMap)."""
-    return Settings.from_env(knobs(render(target)))
+    return Settings.from_env(knobs(render(target)), server=SERVER)
 
 
 def prestop_sleep(nginx: dict) -> int:
@@ -111,6 +112,8 @@ def test_uwsgi_stops_after_nginx(target: str) -> None:
     # a native sidecar: started before the containers, stopped after them
     sidecars = {c["name"]: c for c in spec.get("initContainers", [])}
     assert sidecars["uwsgi"]["restartPolicy"] == "Always"
+    # nginx's exporter too, so that it reports nginx's drain
+    assert sidecars["nginx-exporter"]["restartPolicy"] == "Always"
     assert [c["name"] for c in spec["containers"]] == ["nginx"]
     # nginx's preStop quits gracefully and waits until nginx has gone
     prestop = container(render(target), "nginx")["lifecycle"]["preStop"]
@@ -144,7 +147,7 @@ def test_memory_limit_lets_uwsgi_recycle_a_worker_first(target: str) -> None:
     s = settings_of(target)
     uwsgi = container(objects, "uwsgi")
     limits, requests = uwsgi["resources"]["limits"], uwsgi["resources"]["requests"]
-    processes = derived_count(knobs(objects)["WSGI_PROCESSES"], limits.get("cpu"))
+    processes = derived_count("WSGI_PROCESSES", knobs(objects)["WSGI_PROCESSES"], limits.get("cpu"))
     assert s.RELOAD_ON_RSS_MB > 0, "without reload-on-rss the kernel's OOM killer is the limit"
     needed = processes * s.RELOAD_ON_RSS_MB + UWSGI_MEMORY_HEADROOM_MIB
     assert mebibytes(limits["memory"]) >= needed, (limits["memory"], needed)
@@ -156,16 +159,25 @@ def test_memory_limit_lets_uwsgi_recycle_a_worker_first(target: str) -> None:
     assert cpus(requests["cpu"]) > 0
 
 
+def test_uwsgi_runs_processes_of_one_thread(target: str) -> None:
+    """The shape the entrypoint resolves from the ConfigMap: one thread per
+    uWSGI process, so that harakiri cuts a stuck request under traffic
+    (docs/nginx-uwsgi.md); nginx's limits are rendered from the same knobs."""
+    s = settings_of(target)
+    assert (s.WSGI_PROCESSES, s.WSGI_THREADS) == (8, 1)
+    objects = render(target)
+    assert container_env(objects, "uwsgi") == container_env(objects, "nginx") | {
+        "UWSGI_SOCKET": container_env(objects, "uwsgi")["UWSGI_SOCKET"]
+    }
+
+
 def test_worker_counts_follow_the_cpu_limits(target: str) -> None:
     objects = render(target)
     for name, knob in (("uwsgi", "WSGI_PROCESSES"), ("nginx", "NGINX_WORKERS")):
         env = container_env(objects, name)
         cpu_limit = container(objects, name)["resources"]["limits"].get("cpu")
-        count = derived_count(env[knob], cpu_limit)
-        assert count >= 1
-        if not env[knob].strip():
-            # the entrypoint would size from the quota: it must exist
-            assert cpu_limit, f"{name}: {knob} empty and no CPU limit to follow"
+        # empty: uWSGI's own default, or the quota (which must then exist)
+        assert derived_count(knob, env[knob], cpu_limit) >= 1
 
 
 def test_the_socket_is_shared_by_the_two_containers_only(target: str) -> None:
@@ -185,8 +197,8 @@ def test_the_socket_is_shared_by_the_two_containers_only(target: str) -> None:
         upstream = nginx.values(Settings.from_env(container_env(objects, name)))["UWSGI_UPSTREAM"]
         assert upstream == f"unix:{path}"
     assert len(sockets) == 1, sockets
-    # the uwsgi container publishes nothing
-    assert "ports" not in container(objects, "uwsgi")
+    # the uwsgi container's only port is its metrics (the network policy's)
+    assert [p["name"] for p in container(objects, "uwsgi")["ports"]] == ["app-metrics"]
 
 
 def test_security_context_matches_the_images(target: str) -> None:
@@ -198,7 +210,7 @@ def test_security_context_matches_the_images(target: str) -> None:
     assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
     assert spec["automountServiceAccountToken"] is False
     volumes = {v["name"]: v for v in spec["volumes"]}
-    for name in ("uwsgi", "nginx"):
+    for name in ("uwsgi", "nginx", "nginx-exporter"):
         c = container(objects, name)
         assert c["securityContext"] == {
             "allowPrivilegeEscalation": False,
@@ -235,8 +247,29 @@ def test_rollout_budget_and_autoscaler_fit_together(target: str) -> None:
 
 
 def test_network_policy_admits_http_only_and_sends_nothing(target: str) -> None:
-    policy = only(render(target), "NetworkPolicy")["spec"]
+    """http from the clients, the metrics ports from the monitoring namespace
+    only, and nothing else: not nginx's status port, not the uwsgi socket."""
+    objects = render(target)
+    policy = only(objects, "NetworkPolicy")["spec"]
     assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
     assert policy["egress"] == []
-    for rule in policy["ingress"]:
-        assert rule["ports"] == [{"protocol": "TCP", "port": "http"}]
+    http, metrics = policy["ingress"]
+    assert http["ports"] == [{"protocol": "TCP", "port": "http"}]
+    assert metrics["ports"] == [
+        {"protocol": "TCP", "port": "app-metrics"},
+        {"protocol": "TCP", "port": "nginx-metrics"},
+    ]
+    assert metrics["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    # the named ports are the metrics endpoints' own
+    env = container_env(objects, "uwsgi")
+    settings = Settings.from_env(env)
+    ports = {
+        p["name"]: p["containerPort"]
+        for c in ("uwsgi", "nginx-exporter")
+        for p in container(objects, c)["ports"]
+    }
+    assert ports == {"app-metrics": settings.METRICS_PORT, "nginx-metrics": 9113}
+    scrape = " ".join(container(objects, "nginx-exporter")["args"])
+    assert f"127.0.0.1:{settings.STATUS_PORT}/stub_status" in scrape

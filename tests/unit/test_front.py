@@ -33,6 +33,7 @@ def test_plain_names_are_served_briefly_and_unknown_ones_are_json_404(client):
 
 
 def test_the_page_has_no_inline_script_or_style(client):
-    # the proxies' Content-Security-Policy allows scripts and styles from files only
+    # the front page runs under the strict policy docs/edge.md leads to (scripts
+    # and styles from files only), not only under the proxies' looser default
     html = client.get("/").get_data(as_text=True)
     assert "<script>" not in html and "style=" not in html and "<style" not in html

@@ -28,6 +28,7 @@ DOCS = ROOT / "docs"
 CONFIGURATION = DOCS / "configuration.md"
 GUARANTEES = DOCS / "guarantees.md"
 BENCHMARK = DOCS / "benchmark.md"
+DEBIAN_SERVER = DOCS / "debian-server.md"
 # a front door: the first command on the first screen, the tests' on the second,
 # and everything else one link away
 README_MAX_LINES = 200
@@ -39,9 +40,18 @@ def knob_table() -> str:
     lines = ["| knob | default | what |", "|---|---|---|"]
     for knob in KNOBS:
         default = f"`{knob.default}`" if str(knob.default) != "" else "empty"
+        # an app server's own default, for the knobs that have one
+        default += "".join(f"; {server}: `{value}`" for server, value in knob.servers.items())
         what = knob.help.replace("|", "\\|")
         lines.append(f"| `{knob.env}` | {default} | {what} |")
     return "\n".join(lines) + "\n"
+
+
+def install_script() -> str:
+    """The Debian server's install script, as the page quotes it: the steps a
+    person types are the ones the tests run."""
+    script = (ROOT / "deploy" / "debian" / "install.sh").read_text()
+    return f"```sh\n{script}```\n"
 
 
 def generated_tables() -> dict[str, tuple[Path, str]]:
@@ -51,6 +61,7 @@ def generated_tables() -> dict[str, tuple[Path, str]]:
     return {
         "knobs": (CONFIGURATION, knob_table()),
         "guarantees": (GUARANTEES, markdown_table()),
+        "install-script": (DEBIAN_SERVER, install_script()),
     }
 
 
@@ -71,7 +82,7 @@ def with_table(text: str, name: str, table: str) -> str:
     return before + start + table + end + rest.split(end, 1)[1]
 
 
-@pytest.mark.parametrize("name", ["knobs", "guarantees"])
+@pytest.mark.parametrize("name", ["knobs", "guarantees", "install-script"])
 def test_a_generated_table_is_what_the_code_declares(name):
     page, table = generated_tables()[name]
     assert between_markers(page.read_text(), name) == table, REGENERATE

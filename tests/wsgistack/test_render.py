@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wsgistack.configs import apache_mod_wsgi, nginx, proxy
+from wsgistack.configs import apache_mod_wsgi, nginx, proxy, uwsgi
 from wsgistack.render import (
     FOLDERS,
     PLACEHOLDER,
@@ -56,8 +56,9 @@ def test_a_template_gets_the_values_of_the_folder_it_is_in():
     s = Settings.from_env({})
     assert "NGINX_TRUSTED_GEO" in template_values(s, "nginx")
     assert "NGINX_TRUSTED_GEO" not in template_values(s, "apache-mod_wsgi")
-    assert "UWSGI_RELOAD_ON_RSS" in template_values(s, "uwsgi")
     assert template_values(s, "") == s.as_env()
+    assert template_values(s, "uwsgi") == {**s.as_env(), **uwsgi.values(s)}
+    assert "UWSGI_RELOAD_ON_RSS" in uwsgi.values(s)
 
 
 def test_render_fills_placeholders_and_leaves_server_variables_alone():
@@ -207,3 +208,17 @@ def test_the_mod_wsgi_module_is_the_one_named_else_the_one_built_into_the_venv(t
     built.parent.mkdir(parents=True)
     built.touch()
     assert apache_mod_wsgi.module_path(venv) == str(built)
+
+
+def test_metrics_off_renders_no_status_site_no_exporter_and_no_folder(tmp_path):
+    """METRICS=0: nothing listens on the metrics ports and the app counts nothing."""
+    off = Settings.from_env({}, METRICS=0)
+    on = Settings.from_env({}, METRICS=1)
+    assert template_values(off, "nginx")["STATUS_SITES"] == "status.d/*.disabled"
+    assert template_values(on, "nginx")["STATUS_SITES"] == "status.d/*.conf"
+    assert template_values(off, "apache-mod_wsgi")["METRICS_DIR"] == ""
+    assert template_values(on, "apache-mod_wsgi")["METRICS_DIR"] == on.METRICS_DIR
+    assert uwsgi.metrics_lines(off).startswith("#")
+    lines = uwsgi.metrics_lines(on).splitlines()
+    assert lines[0] == f"env = PROMETHEUS_MULTIPROC_DIR={on.METRICS_DIR}"
+    assert "wsgistack.exporter uwsgi" in lines[2]

@@ -5,6 +5,7 @@ from dataclasses import fields
 import pytest
 
 from wsgistack.cpus import available_cpus
+from wsgistack.knobs import switch
 from wsgistack.settings import APP_STATIC, KNOBS, Settings, SettingsError
 
 NUMBERS = [f.name for f in fields(Settings) if f.type == "int"]
@@ -42,9 +43,25 @@ def test_worker_counts_unset_or_empty_follow_the_cpus_this_process_may_use(knob)
 
 @pytest.mark.parametrize("value", ["two", "1.5", "", "-1", "١", "0x10", "1e3"])
 def test_a_number_that_is_not_a_whole_number_is_refused_with_the_knob_and_its_help(value):
-    message = rf"^WSGI_THREADS='{value}': expected a whole number \(threads per worker process\)$"
+    message = rf"^LISTEN_BACKLOG='{value}': expected a whole number \(connections queued at "
     with pytest.raises(SettingsError, match=message):
-        Settings.from_env({"WSGI_THREADS": value})
+        Settings.from_env({"LISTEN_BACKLOG": value})
+
+
+def test_the_worker_shape_unset_or_empty_is_the_app_servers_own():
+    cpus = available_cpus()
+    for env in ({}, {"WSGI_PROCESSES": "", "WSGI_THREADS": " "}):
+        # uWSGI: processes of one thread each, whatever the CPUs
+        uwsgi = Settings.from_env(env, server="uwsgi")
+        assert (uwsgi.WSGI_PROCESSES, uwsgi.WSGI_THREADS) == (8, 1)
+        for server in ("", "mod_wsgi", "gunicorn", "granian"):
+            other = Settings.from_env(env, server=server)
+            assert (cpus, 8) == (other.WSGI_PROCESSES, other.WSGI_THREADS), server
+    # a value set wins for every server
+    given = Settings.from_env({"WSGI_THREADS": "4"}, server="uwsgi", WSGI_PROCESSES=2)
+    assert (given.WSGI_PROCESSES, given.WSGI_THREADS) == (2, 4)
+    with pytest.raises(ValueError, match="unknown app server 'uswgi'"):
+        Settings.from_env({}, server="uswgi")
 
 
 def test_numbers_may_carry_spaces():
@@ -59,9 +76,10 @@ def test_each_number_has_its_least_value(knob):
         "MAX_REQUESTS",
         "RELOAD_ON_RSS_MB",
         "TLS_PUBLIC_PORT",
+        "ALERT_FOR",
         "GZIP_LEVEL",
     }
-    switches = {"TLS", "MOD_WSGI_FREE_THREADING"}
+    switches = {k.env for k in KNOBS if k.parse is switch}
     if knob in may_be_zero | switches:
         Settings.from_env({knob: "0"})
     else:

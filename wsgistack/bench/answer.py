@@ -73,7 +73,16 @@ def recommend(
     if not passing:
         return Recommendation(None, [], fastest)
     best = max(passing, key=lambda r: r.rps)
-    tied = sorted((r for r in passing if r is not best and overlap(r, best)), key=weight)
+    # tied: as fast within the noise (the ranges overlap), unless its queue
+    # held requests while the best's did not: it is at its ceiling
+    tied = sorted(
+        (
+            r
+            for r in passing
+            if r is not best and overlap(r, best) and (best.saturated or not r.saturated)
+        ),
+        key=weight,
+    )
     return Recommendation(best, tied, fastest)
 
 

@@ -59,6 +59,8 @@ class Endpoint:
     python_build: str = ""
     # the round of the plan this start is in (repeats.interleave)
     repeat: int = 1
+    # the app server's metrics (METRICS_PORT), where in reach: native stacks
+    metrics_url: str = ""
 
     def run_id(self, workload: str) -> str:
         """A run's name in the report's files: stack, processes x threads,
@@ -112,8 +114,18 @@ def native_endpoint(run: StackRun, port: int, log_dir: Path, **overrides) -> Ite
     ):
         pids = [proc.pid for proc in stack.procs.values()]
         try:
+            metrics = stack.settings
+            # the development server has no metrics endpoint
+            has_metrics = metrics.METRICS and run.stack != "devserver"
             yield Endpoint(
-                run.stack, run.concurrency, stack.base_url, pids, python_description(stack.base_url)
+                run.stack,
+                run.concurrency,
+                stack.base_url,
+                pids,
+                python_description(stack.base_url),
+                metrics_url=f"http://127.0.0.1:{metrics.METRICS_PORT}/metrics"
+                if has_metrics
+                else "",
             )
         finally:
             stack.stop(grace=IDLE_STOP_GRACE)

@@ -15,6 +15,7 @@ from wsgistack.bench.locust_engine import LOCUSTFILE, measure, replay
 from wsgistack.bench.plan import WORKLOADS, WRK, StackRun, Workload
 from wsgistack.bench.report import Outcome
 from wsgistack.bench.results import Result
+from wsgistack.bench.server_metrics import watch
 from wsgistack.bench.wrk_engine import measure_wrk
 from wsgistack.render import RenderError
 from wsgistack.runner import StackError
@@ -29,12 +30,17 @@ def load(
     locustfile: Path,
     engine_html: bool,
 ) -> Result:
-    """One workload on a started stack, warmed up first, with the workload's generator."""
+    """One workload on a started stack, warmed up first, with the workload's
+    generator, the servers' own metrics watched meanwhile (server_metrics.py)."""
     app_cpu = warm_up(endpoint, workload.path) if workload.path else []
-    if workload.engine == WRK:
-        mean = statistics.fmean(app_cpu) if app_cpu else None
-        return measure_wrk(endpoint, workload, users, seconds, out_dir, app_cpu_ms=mean)
-    return measure(endpoint, workload, users, seconds, out_dir, locustfile, engine_html)
+    with watch(endpoint.metrics_url) as server:
+        if workload.engine == WRK:
+            mean = statistics.fmean(app_cpu) if app_cpu else None
+            result = measure_wrk(endpoint, workload, users, seconds, out_dir, app_cpu_ms=mean)
+        else:
+            result = measure(endpoint, workload, users, seconds, out_dir, locustfile, engine_html)
+    server.apply(result)
+    return result
 
 
 def execute(

@@ -21,7 +21,8 @@ from wsgistack.bench.results import KEY_FIELDS, Result, num
 MEDIAN_FIELDS = (
     "rps", "avg_ms", "p50_ms", "p95_ms", "p99_ms", "server_cores", "generator_cores",
     "other_cores", "app_cpu_ms", "app_ms", "server_cpu_ms", "rss_mb", "pss_mb", "uss_mb",
-    "server_processes", "compressed", "bytes_per_answer",
+    "server_processes", "compressed", "bytes_per_answer", "queue_peak", "queue_median",
+    "busy_slots",
 )  # fmt: skip
 # summed over the repetitions: the failure ratio is then the whole cell's
 SUMMED_FIELDS = ("seconds", "requests", "failures", "reconnects")

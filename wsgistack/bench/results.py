@@ -79,6 +79,11 @@ class Result:
     errors: int | None = None
     rps_low: float | None = None
     rps_high: float | None = None
+    # the servers' own metrics during the run (server_metrics.py): the listen
+    # queue at its longest and its median, and the share of the slots busy
+    queue_peak: int | None = None
+    queue_median: float | None = None
+    busy_slots: float | None = None
     exit_code: int | None = None
     error: str = ""
     # the load generator's own files of this run (CSV; HTML with --locust-html)
@@ -87,6 +92,12 @@ class Result:
     @property
     def concurrency(self) -> Concurrency:
         return Concurrency(self.processes, self.threads)
+
+    @property
+    def saturated(self) -> bool:
+        """Requests waited in the listen queue most of the run: the server
+        was at its ceiling, whatever its requests/s say."""
+        return bool(self.queue_median)
 
     @property
     def fail_ratio(self) -> float | None:

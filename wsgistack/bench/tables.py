@@ -23,12 +23,23 @@ def run_row(r: Result) -> list[str]:
         num(r.generator_cores, 2), num(r.other_cores, 2),
         "; ".join(note for note in (
             "**generator-bound**" if r.generator_bound else "",
+            queue_note(r),
             f"{r.reconnects:,} reconnects (the server closed the connection)"
             if r.reconnects else "",
             f"{r.errors} of {r.errors + r.repeats} runs failed" if r.errors else "",
             f"{r.compressed:.0%} of answers compressed" if r.compressed else "",
         ) if note),
     ]  # fmt: skip
+
+
+def queue_note(r: Result) -> str:
+    """What the server said of itself: its listen queue and busy slots."""
+    if r.queue_peak is None:
+        return ""
+    note = f"queue {r.queue_peak} at most, {num(r.queue_median, 0)} median"
+    if r.busy_slots is not None:
+        note += f", {r.busy_slots:.0%} of slots busy"
+    return f"**saturated**: {note}" if r.saturated else note
 
 
 def replay_rows(batches: list[BatchResult], workload: str):
@@ -96,6 +107,8 @@ def answer_row(a: answer.Answer) -> list[str]:
     if best is None:
         return [a.title, "none met the limits", "-", "-", "-", a.reason]
     flag = " (generator-bound: the server may do more)" if best.generator_bound else ""
+    if best.saturated:
+        flag += f" (saturated: {num(best.queue_median, 0)} requests queued, median)"
     alone = "no: the fastest in every round" if (best.repeats or 0) > 1 else "one run: no spread"
     return [a.title, f"**{setting(best)}**", rate(best), num(best.p95_ms),
             tie_text(a) or alone, a.reason + flag]  # fmt: skip

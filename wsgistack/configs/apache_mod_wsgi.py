@@ -13,6 +13,7 @@ import math
 import os
 import sys
 
+from wsgistack.configs.proxy import is_text, mime_types
 from wsgistack.settings import Settings
 
 # seconds past REQUEST_TIMEOUT at which Apache answers a JSON 504 for a request
@@ -68,6 +69,7 @@ def remote_ip(proxies: list[str]) -> str:
 def values(s: Settings) -> dict[str, str]:
     proxies = s.TRUSTED_PROXIES.split()
     workers = max_request_workers(s)
+    types = mime_types()
     return {
         "APACHE_REMOTE_IP": remote_ip(proxies),
         # an expression, true when the connection itself (not the address
@@ -90,7 +92,23 @@ def values(s: Settings) -> dict[str, str]:
         if s.GZIP_LEVEL
         else "# GZIP_LEVEL=0: no compression (the filter is declared, not chained)",
         "APACHE_GZIP_LEVEL": str(s.GZIP_LEVEL or 1),
+        # the daemons' PROMETHEUS_MULTIPROC_DIR (app.wsgi), "" with METRICS=0
+        "METRICS_DIR": s.METRICS_DIR if s.METRICS else "",
         "MOD_WSGI_FREE_THREADING_LINE": "WSGIFreeThreading On"
         if s.MOD_WSGI_FREE_THREADING
         else "# MOD_WSGI_FREE_THREADING=0: no WSGIFreeThreading (mod_wsgi's default, Off)",
+        # the extensions of the text types of Debian's mime.types, which get a
+        # charset (snippets/static.conf)
+        "APACHE_TEXT_EXTENSIONS": " ".join(
+            f".{extension}"
+            for extension, media_type in sorted(types.items())
+            if is_text(media_type)
+        ),
+        # where plain HTTP is redirected to when Apache serves HTTPS itself
+        # (TLS=1), else nowhere (snippets/redirect-to-https.conf)
+        "APACHE_OWN_HTTPS": f"https://%{{SERVER_NAME}}:{s.TLS_PUBLIC_PORT}" if s.TLS else "",
+        # the Content-Security-Policy header, or none
+        "APACHE_CSP_LINE": "# CONTENT_SECURITY_POLICY=none: no header here; the app's own goes out"
+        if s.CONTENT_SECURITY_POLICY == "none"
+        else f'Header always set Content-Security-Policy "{s.CONTENT_SECURITY_POLICY}"',
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from wsgistack.configs.proxy import is_text, mime_types
 from wsgistack.settings import Settings
 
 # where nginx's resolver comes from when DNS_RESOLVER is not set
@@ -56,9 +57,21 @@ def at_least(n: int) -> str:
     return "|".join(options)
 
 
+def types_block(types: dict[str, str]) -> str:
+    """The lines of nginx's `types` block: a type and its extensions each."""
+    by_type: dict[str, list[str]] = {}
+    for extension, media_type in types.items():
+        by_type.setdefault(media_type, []).append(extension)
+    return "\n".join(
+        f"    {media_type} {' '.join(sorted(extensions))};"
+        for media_type, extensions in sorted(by_type.items())
+    )
+
+
 def values(s: Settings) -> dict[str, str]:
     proxies = s.TRUSTED_PROXIES.split()
     socket = s.UWSGI_SOCKET
+    types = mime_types()
     return {
         # the DNS server nginx asks for the app server's name at run time
         "NGINX_RESOLVER": s.DNS_RESOLVER or system_resolver(),
@@ -75,4 +88,16 @@ def values(s: Settings) -> dict[str, str]:
         # compression: GZIP_LEVEL 0 is off; gzip_comp_level takes 1 to 9 only
         "NGINX_GZIP": "on" if s.GZIP_LEVEL else "off",
         "NGINX_GZIP_LEVEL": str(s.GZIP_LEVEL or 1),
+        # the media types of static files, Debian's list (mime.types), and the
+        # text ones, which get a charset (snippets/static.conf)
+        "NGINX_MIME_TYPES": types_block(types),
+        # (text/html is always one of charset_types: not listed again)
+        "NGINX_CHARSET_TYPES": " ".join(
+            sorted({t for t in types.values() if is_text(t)} - {"text/html"})
+        ),
+        # where plain HTTP is redirected to when this proxy serves HTTPS itself
+        # (TLS=1), else nowhere (snippets/redirect-to-https.conf)
+        "NGINX_OWN_HTTPS": f"https://$host:{s.TLS_PUBLIC_PORT}$request_uri" if s.TLS else "",
+        # the Content-Security-Policy; empty sends none (add_header skips it)
+        "NGINX_CSP": "" if s.CONTENT_SECURITY_POLICY == "none" else s.CONTENT_SECURITY_POLICY,
     }

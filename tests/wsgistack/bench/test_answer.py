@@ -143,3 +143,18 @@ def test_overhead_is_compared_at_one_thread_per_process():
         ("devserver", C(1, 1), 3.0),
     ]
     assert rows[1].share == pytest.approx(0.6)
+
+
+def test_a_lighter_run_whose_queue_held_requests_is_no_alternative():
+    """The servers' own metrics: as fast within the noise, but saturated."""
+    best = run("uwsgi", C(4, 1), "io", 300, p95_ms=120, queue_median=0.0, queue_peak=1)
+    lighter = run("uwsgi", C(2, 1), "io", 295, p95_ms=130, queue_median=6.0, queue_peak=9)
+    # the ranges overlap (295 and 300 in every round): a tie, were it not saturated
+    best.rps_low, best.rps_high, lighter.rps_low, lighter.rps_high = 290, 310, 285, 305
+    assert answer.recommend([best, lighter]).tied == []
+    assert answer.recommend([best, lighter]).pick is best
+    assert lighter.saturated and not best.saturated
+    # when the best is saturated too, the tie counts, and the lighter is picked
+    best.queue_median = 2.0
+    assert answer.recommend([best, lighter]).tied == [lighter]
+    assert answer.recommend([best, lighter]).pick is lighter

@@ -98,9 +98,8 @@ class BufferedAccessLog(logging.Handler):
     a pipe (Docker's log, the runner's); a single line longer than that is
     written on its own, as an unbuffered handler would. granian calls the
     logging module on the request's thread, with the GIL held, for every
-    request: with one write each, the access log cost this stack as much CPU
-    per /up request as the app's own request ID and Server-Timing
-    (docs/benchmark.md#the-granian-stack)."""
+    request; measured on and off in one run, the buffer's saving at the floor
+    was within the noise (docs/benchmark.md#the-granian-stack)."""
 
     def __init__(self) -> None:
         super().__init__()

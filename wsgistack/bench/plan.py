@@ -308,7 +308,8 @@ def estimate_seconds(run: StackRun, seconds: float) -> dict[str, float]:
     """Rough seconds per step, for the progress bar's time left."""
     steps = {"start": START_SECONDS}
     for workload in run.workloads:
-        engine = WORKLOADS[workload].engine
+        # a workload of your own (wsgistack sizing --locustfile) runs on Locust
+        engine = WORKLOADS[workload].engine if workload in WORKLOADS else LOCUST
         # wrk takes whole seconds
         measured = math.ceil(seconds) if engine == WRK else seconds
         steps[workload] = measured + RUN_OVERHEAD[engine]

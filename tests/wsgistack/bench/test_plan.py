@@ -84,3 +84,10 @@ def test_default_mode_stays_within_its_budget():
     assert mode.repeats >= 3
     minutes = plan.estimate_plan(runs, mode.seconds) / 60
     assert 10 < minutes < 20
+
+
+def test_time_estimate_of_your_own_locustfile():
+    """wsgistack sizing --locustfile: a workload the benchmark does not know,
+    run by Locust (it used to stop the sizing with a KeyError)."""
+    steps = estimate_seconds(StackRun("gunicorn", Concurrency(1, 4), ["hello_locust"]), 2)
+    assert steps["hello_locust"] == 2 + plan.RUN_OVERHEAD[plan.LOCUST]

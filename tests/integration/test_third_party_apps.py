@@ -112,6 +112,10 @@ def app_images(request, apps):
     shutil.copytree(app.source, context / app.source.name)
     requirements = (compose.ROOT / "requirements.txt").read_text()
     (context / "app-requirements.txt").write_text(requirements + "\n".join(app.requirements) + "\n")
+    # the build context is an allowlist (.dockerignore): the app's folder and
+    # requirements join it, as docs/your-app.md tells a user to
+    with (context / ".dockerignore").open("a") as ignore:
+        ignore.write(f"!{app.source.name}/\n!app-requirements.txt\n")
     knobs = dict(app.knobs)
     if app.name == "flaskr":
         knobs["STATIC_ROOT"] = "/srv/flaskr/static"
@@ -132,7 +136,12 @@ def app_images(request, apps):
     }
     images = AppImages(app, context, env)
     profiles = [f"--profile={profile}" for profile, _ in PROFILES.values()]
-    images.compose(*profiles, "build", timeout=compose.BUILD_TIMEOUT)
+    built = images.compose(*profiles, "build", timeout=compose.BUILD_TIMEOUT, check=False)
+    # compose's exit status alone is no proof here (a failed COPY was seen to
+    # end 0): every image of the profiles must exist under the app's tag
+    names = images.compose(*profiles, "config", "--images").stdout.split()
+    missing = [n for n in names if compose.docker("image", "inspect", n, check=False).returncode]
+    assert built.returncode == 0 and not missing, f"not built: {missing}\n{built.stderr[-3000:]}"
     yield images
     images.compose("--profile=*", "down", "--volumes", "--timeout=5", check=False)
     shutil.rmtree(context, ignore_errors=True)
@@ -149,7 +158,10 @@ def test_a_third_party_app_in_the_images(app_images, profile):
     if name in COMPOSE_HTTPS_PORT_VARIABLES:
         ports[COMPOSE_HTTPS_PORT_VARIABLES[name]] = str(find_free_port())
     app_images.env.update(ports)
-    up = app_images.compose(f"--profile={name}", "up", "--detach", "--wait", check=False)
+    # --no-build: the images the fixture built, never a build of its own
+    up = app_images.compose(
+        f"--profile={name}", "up", "--detach", "--wait", "--no-build", check=False
+    )
     base_url = f"http://127.0.0.1:{port}"
 
     def logs() -> str:

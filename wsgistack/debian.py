@@ -92,7 +92,8 @@ DIFFERENCES = {
         f"in the http block, what Debian's sets already: {', '.join(sorted(NGINX_DEBIAN_HTTP))}",
         "the `*_temp_path` folders are Debian's (/var/lib/nginx)",
         "`access_log` and the sites' `error_log` go to the journal (syslog to /dev/log): "
-        "under a unit, stdout is the journal's socket, which /dev/stdout cannot reopen",
+        "under a unit, stdout is the journal's socket, which /dev/stdout cannot reopen; "
+        "unbuffered, as nginx requires for syslog (a message a line)",
         f"the includes point at {NGINX_DIR}/",
     ],
     "uwsgi": [
@@ -191,6 +192,7 @@ def _dedent(text: str, spaces: int = 4) -> str:
 
 NGINX_INCLUDE = re.compile(r"^(\s*include\s+)(?![/$])([^\s;]+)", re.M)
 NGINX_LOG_TO_STDOUT = re.compile(r"\baccess_log\s+/dev/stdout\b")
+NGINX_LOG_BUFFER = re.compile(r"\s+(?:buffer|flush)=[^\s;]+")
 
 
 def nginx_absolute_includes(text: str) -> str:
@@ -214,6 +216,8 @@ def nginx_site(nginx_conf: str) -> str:
         text = statement.text
         if name == "access_log":
             text = NGINX_LOG_TO_STDOUT.sub(f"access_log syslog:server={SYSLOG},nohostname", text)
+            # a syslog message a line: nginx refuses buffer= and flush= there
+            text = NGINX_LOG_BUFFER.sub("", text)
             text += (
                 "\n# the errors of these sites to the journal too (Debian's nginx.conf keeps"
                 " its\n# own error.log for the rest). default: the main error_log\n"

@@ -72,6 +72,14 @@ def whole(minimum: int) -> Parse:
     return parse
 
 
+def level(raw: str, known: Mapping[str, Any]) -> int:
+    """A compression level: 1 (fastest) to 9 (smallest), or 0 (off)."""
+    value = whole(0)(raw, known)
+    if value > 9:
+        raise ValueError("must be 0 (off) or 1 to 9")
+    return value
+
+
 def switch(raw: str, known: Mapping[str, Any]) -> int:
     if raw.strip() not in ("0", "1"):
         raise ValueError("expected 0 (off) or 1 (on)")

@@ -10,6 +10,9 @@ defines no users, only listeners. It
 - records that span (wall-clock start and end), the CPU time this generator
   process used in it, and the ``Server-Timing`` of every answer in it
   (``cpu;dur=`` and ``app;dur=`` in ms, as app.timing sends them);
+- with --probe-accept-encoding, makes every request of the locustfile's users
+  carry that Accept-Encoding (Locust's clients ask for gzip unless a request
+  says otherwise), and counts the answers that came compressed;
 - writes all of it as JSON to --probe-json when Locust quits, with Locust's
   final statistics (its CSV file is written once a second, so it may miss the
   last second).
@@ -37,11 +40,14 @@ class _Probe:
         self.timed = 0
         self.app_ms = 0.0
         self.cpu_ms = 0.0
+        self.answers = 0
+        self.compressed = 0
 
     def start(self) -> None:
         self.started = time.time()
         self.cpu_start = time.process_time()
         self.timed, self.app_ms, self.cpu_ms = 0, 0.0, 0.0
+        self.answers, self.compressed = 0, 0
 
     def stop(self) -> None:
         if self.started is not None and self.ended is None:
@@ -60,6 +66,7 @@ class _Probe:
             "server_timing_count": self.timed,
             "app_ms_mean": self.app_ms / self.timed if self.timed else None,
             "cpu_ms_mean": self.cpu_ms / self.timed if self.timed else None,
+            "compressed": self.compressed / self.answers if self.answers else None,
         }
 
 
@@ -85,6 +92,24 @@ _environment = None
 def _on_init(environment, **_kwargs) -> None:
     global _environment
     _environment = environment
+    options = environment.parsed_options
+    if options is not None and options.probe_accept_encoding:
+        _send_accept_encoding(options.probe_accept_encoding)
+
+
+def _send_accept_encoding(value: str) -> None:
+    """Every request of both Locust clients (FastHttpUser's and HttpUser's)
+    carries ``Accept-Encoding: value``, whatever the locustfile's users say."""
+    from locust.clients import HttpSession
+    from locust.contrib.fasthttp import FastHttpSession
+
+    for session in (FastHttpSession, HttpSession):
+
+        def request(self, method, url, *args, _send=session.request, headers=None, **kwargs):
+            headers = {**(headers or {}), "Accept-Encoding": value}
+            return _send(self, method, url, *args, headers=headers, **kwargs)
+
+        session.request = request
 
 
 @events.init_command_line_parser.add_listener
@@ -99,6 +124,12 @@ def _add_options(parser) -> None:
         default=0,
         include_in_web_ui=False,
         help="seconds after all users are spawned before statistics start afresh",
+    )
+    parser.add_argument(
+        "--probe-accept-encoding",
+        default="",
+        include_in_web_ui=False,
+        help="the Accept-Encoding every request carries (default: the locustfile's own)",
     )
     parser.add_argument(
         "--probe-seconds",
@@ -135,7 +166,11 @@ def _on_request(response=None, **_kwargs) -> None:
     if probe.started is None or probe.ended is not None or response is None:
         return
     headers = getattr(response, "headers", None)
-    header = headers.get("Server-Timing") if headers is not None else None
+    if headers is None:
+        return
+    probe.answers += 1
+    probe.compressed += bool(headers.get("Content-Encoding"))
+    header = headers.get("Server-Timing")
     if not header:
         return
     values = dict(_TIMING.findall(header))

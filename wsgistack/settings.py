@@ -42,6 +42,7 @@ from wsgistack.knobs import (
     addresses,
     cpus,
     knob,
+    level,
     or_else,
     secret,
     switch,
@@ -253,6 +254,12 @@ class Settings:
         1000,
         whole(1),
         "a request that takes this long (ms) gets a log line from the app server and the app",
+    )
+    GZIP_LEVEL: int = knob(
+        1,
+        level,
+        "gzip level of the proxies' JSON, CSS and JS answers for clients that accept it: "
+        "1 (fastest) to 9 (smallest); 0: no compression",
     )
     APP_REPLICAS: int = knob(
         1,

@@ -28,7 +28,8 @@ import sys
 from pathlib import Path
 
 from wsgistack import bench
-from wsgistack.bench import NOISE, Concurrency, Recommendation, Result, StackRun, Workload, num
+from wsgistack.bench import Concurrency, Recommendation, Result, StackRun, Workload, num
+from wsgistack.bench.repeats import rate
 from wsgistack.runner import StackError
 from wsgistack.stacks import STACKS
 
@@ -119,17 +120,20 @@ def recommendation_lines(
                 "a bigger machine would have to close the gap."
             )
         return text
-    r = rec.best
+    r = rec.pick
+    how = "the highest throughput" if r is rec.best else "as fast as the fastest within the noise"
     text = [
         f"**Recommended: {r.processes} processes x {r.threads} threads** "
-        f"(WSGI_PROCESSES={r.processes} WSGI_THREADS={r.threads}): {r.rps:.1f} req/s, "
-        f"p95 {num(r.p95_ms)} ms, {num(r.pss_mb)} MB (PSS), the highest throughput with "
-        f"{within}."
+        f"(WSGI_PROCESSES={r.processes} WSGI_THREADS={r.threads}): {rate(r)} req/s, "
+        f"p95 {num(r.p95_ms)} ms, {num(r.pss_mb)} MB (PSS), {how} with {within}."
     ]
-    if rec.lighter:
-        others = ", ".join(f"{c.concurrency.label} ({c.rps:.1f} req/s)" for c in rec.lighter)
+    tied = [c for c in [rec.best, *rec.tied] if c is not r]
+    if tied:
+        others = ", ".join(f"{c.concurrency.label} ({rate(c)} req/s)" for c in tied)
         text.append(
-            f"As fast within {NOISE:.0%} (measurement noise) and lighter on memory: {others}."
+            f"A tie with {others}: their requests/s ranges over the repetitions overlap, "
+            "so none was faster in every round; the lightest (fewest processes, then "
+            "threads, then memory) is recommended."
         )
     if r.generator_bound:
         text.append(
@@ -173,8 +177,8 @@ def chart_grid(
                 ax.add_patch(
                     plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", ec="grey")
                 )
-        if rec.best is not None:
-            i, j = processes.index(rec.best.processes), threads.index(rec.best.threads)
+        if rec.pick is not None:
+            i, j = processes.index(rec.pick.processes), threads.index(rec.pick.threads)
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=3, ec="blue"))
         ax.set_xticks(range(len(threads)), [str(t) for t in threads])
         ax.set_yticks(range(len(processes)), [str(p) for p in processes])
@@ -211,8 +215,11 @@ def main(args: argparse.Namespace) -> int:
     bench.preflight([args.stack], args.port, docker=False)
     if args.locustfile:
         name = args.user_class or args.locustfile.stem
-        # no path: which request your app can take to warm up is the locustfile's to say
-        workload = Workload(name, args.user_class or "", f"{args.locustfile} {name}", "")
+        # no path: which request your app can take to warm up is the locustfile's to
+        # say; the Accept-Encoding its users send too
+        workload = Workload(
+            name, args.user_class or "", f"{args.locustfile} {name}", "", accept_encoding=""
+        )
         locustfile = args.locustfile.resolve()
     else:
         workload, locustfile = bench.WORKLOADS[args.workload], bench.LOCUSTFILE
@@ -228,6 +235,7 @@ def main(args: argparse.Namespace) -> int:
         for p in args.processes
         for t in args.threads
     ]
+    plan = bench.interleave(plan, args.repeats or bench.MODES["default"].repeats)
     seconds = args.duration or bench.MODES["default"].seconds
     out_dir = bench.new_report_dir(args.out, prefix="sizing-")
     with bench.interruptible():
@@ -243,9 +251,10 @@ def main(args: argparse.Namespace) -> int:
             engine_html=args.locust_html,
         )
     limits = (args.p95_ms, args.max_fail_ratio, args.max_memory)
-    rec = bench.recommend(outcome.results, *limits)
+    cells = bench.cells(outcome.results)
+    rec = bench.recommend(cells, *limits)
     (out_dir / "charts").mkdir(exist_ok=True)
-    chart = chart_grid(outcome.results, rec, limits, out_dir / "charts" / "grid.png")
+    chart = chart_grid(cells, rec, limits, out_dir / "charts" / "grid.png")
     section = [
         "## Recommendation",
         "",

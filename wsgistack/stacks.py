@@ -182,6 +182,27 @@ def granian(settings: Settings, run_dir: Path) -> list[Server]:
     ]
 
 
+def granian_bare(settings: Settings, run_dir: Path) -> list[Server]:
+    """granian as its own command line starts it, with only the address, the
+    processes x threads and the app given: the benchmark's yardstick for what
+    deploy/granian/serve.py's options cost."""
+    argv = [
+        _venv_bin(settings, "granian"),
+        "--interface",
+        "wsgi",
+        "--host",
+        settings.BIND_ADDRESS,
+        "--port",
+        str(settings.PORT),
+        "--workers",
+        str(settings.WSGI_PROCESSES),
+        "--blocking-threads",
+        str(settings.WSGI_THREADS),
+        settings.WSGI_APP,
+    ]
+    return [Server("granian", argv, stop_signal=signal.SIGTERM)]
+
+
 STACKS: dict[str, StackSpec] = {
     spec.name: spec
     for spec in (
@@ -238,6 +259,13 @@ STACKS: dict[str, StackSpec] = {
             {},
             granian,
             server="granian",
+        ),
+        StackSpec(
+            "granian-bare",
+            "granian with its own defaults (benchmark yardstick)",
+            8086,
+            {},
+            granian_bare,
         ),
     )
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -73,9 +74,11 @@ def apache_check(conf_dir: Path) -> str:
     return result.stderr
 
 
-@pytest.mark.parametrize("tls", ["0", "1"])
-def test_nginx_accepts_its_rendered_config(tmp_path, tls):
-    conf_dir, settings = rendered(tmp_path, "nginx", TLS=tls, TRUSTED_PROXIES="10.0.0.0/8")
+@pytest.mark.parametrize(("tls", "gzip_level"), [("0", "1"), ("1", "9"), ("0", "0")])
+def test_nginx_accepts_its_rendered_config(tmp_path, tls, gzip_level):
+    conf_dir, settings = rendered(
+        tmp_path, "nginx", TLS=tls, TRUSTED_PROXIES="10.0.0.0/8", GZIP_LEVEL=gzip_level
+    )
     ensure_certificate(settings)
     # and warns of nothing (a duplicate media type, a hash too small)
     assert "[warn]" not in nginx_check(conf_dir)
@@ -91,8 +94,11 @@ def mod_wsgi_module() -> str:
 
 # MOD_WSGI_FREE_THREADING=1: WSGIFreeThreading On where mod_wsgi 6 takes it (the
 # server config); on this GIL Python it only logs a warning
-@pytest.mark.parametrize(("tls", "free_threading"), [("0", "0"), ("1", "0"), ("0", "1")])
-def test_apache_accepts_its_rendered_config(tmp_path, tls, free_threading):
+# GZIP_LEVEL=0: the gzip filter declared but not chained
+@pytest.mark.parametrize(
+    ("tls", "free_threading", "gzip_level"), [("0", "0", "1"), ("1", "0", "9"), ("0", "1", "0")]
+)
+def test_apache_accepts_its_rendered_config(tmp_path, tls, free_threading, gzip_level):
     conf_dir, settings = rendered(
         tmp_path,
         "apache-mod_wsgi",
@@ -100,9 +106,49 @@ def test_apache_accepts_its_rendered_config(tmp_path, tls, free_threading):
         TLS=tls,
         TRUSTED_PROXIES="10.0.0.0/8 192.0.2.7",
         MOD_WSGI_FREE_THREADING=free_threading,
+        GZIP_LEVEL=gzip_level,
     )
     ensure_certificate(settings)
     apache_check(conf_dir)
+
+
+@pytest.mark.parametrize("level", [0, 1, 9])
+def test_both_proxies_compress_at_the_gzip_level(tmp_path, level):
+    nginx_dir, _ = rendered(tmp_path / "n", "nginx", GZIP_LEVEL=str(level))
+    nginx = (nginx_dir / "nginx.conf").read_text()
+    assert re.search(rf"^\s*gzip {'on' if level else 'off'};$", nginx, re.M)
+    assert re.search(rf"^\s*gzip_comp_level {level or 1};$", nginx, re.M)
+    apache_dir, _ = rendered(tmp_path / "a", "apache-mod_wsgi", GZIP_LEVEL=str(level))
+    apache = (apache_dir / "snippets" / "compression.conf").read_text()
+    assert bool(re.search(r"^FilterChain gzip$", apache, re.M)) == bool(level)
+    assert re.search(rf"^DeflateCompressionLevel {level or 1}$", apache, re.M)
+
+
+def test_nginx_buffers_its_access_log_in_writes_a_pipe_keeps_whole(tmp_path):
+    nginx_dir, _ = rendered(tmp_path, "nginx")
+    logs = re.findall(
+        r"^\s*access_log (\S+) (\S+)(.*);$", (nginx_dir / "nginx.conf").read_text(), re.M
+    )
+    assert ("/dev/stdout", "json_lines") in [(path, name) for path, name, _ in logs], logs
+    for path, _, options in logs:
+        if path == "off":
+            continue
+        # a buffer of at most PIPE_BUF: each write lands whole in Docker's or
+        # the runner's pipe, never mid-line among another worker's
+        size = re.search(r"buffer=(\d+)k", options)
+        assert size and int(size[1]) * 1024 <= select.PIPE_BUF, options
+        # and a line waits at most a second
+        assert "flush=1s" in options, options
+
+
+@pytest.mark.parametrize("megabytes", [0, 96])
+def test_uwsgi_reads_its_memory_only_to_recycle_on_it(tmp_path, megabytes):
+    ini, _ = rendered(tmp_path, "uwsgi/uwsgi.ini", RELOAD_ON_RSS_MB=str(megabytes))
+    text = ini.read_text()
+    # the option's presence, even "= 0", makes uWSGI read /proc/self/stat per request
+    assert bool(re.search(r"^reload-on-rss = ", text, re.M)) == bool(megabytes)
+    assert ("%(rssM)" in text) == bool(megabytes)
+    assert uwsgi_get(ini, "reload-on-rss") == (str(megabytes) if megabytes else "")
 
 
 def test_uwsgi_strict_mode_accepts_the_config_and_rejects_a_typo(tmp_path):

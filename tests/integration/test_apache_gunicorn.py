@@ -6,13 +6,17 @@
 - the health contract: /livez and /readyz answer whatever the Host, /livez
   from Apache itself on the Apache stack, and neither is logged;
 - the gunicorn stack refuses a body over MAX_BODY_BYTES with a JSON 413 (the
-  app's limit: gunicorn has none).
+  app's limit: gunicorn has none);
+- the buffered access logs (granian's workers, nginx's workers in front of
+  uWSGI) lose no line under concurrent requests and never write one mid-line
+  among another worker's.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -147,3 +151,29 @@ def test_gunicorn_refuses_a_body_over_the_limit_with_the_apps_json_413(stack):
     )
     assert status == 413, body[:200]
     assert json.loads(body)["status"] == 413
+
+
+@pytest.mark.parametrize("stack", ["granian", "uwsgi"], indirect=True)
+def test_buffered_access_logs_keep_every_line_whole_under_concurrency(stack):
+    marker = uuid.uuid4().hex
+    paths = [f"/fib/5?m={marker}-{n}" for n in range(300)]
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda path: request(stack.base_url, path).status, paths))
+    assert set(statuses) <= {200, 503}, statuses
+
+    def all_logged() -> list[str] | None:
+        lines = [line for line in access_log_lines(stack, 2000) if marker in line]
+        return lines if len(lines) >= len(paths) else None
+
+    # the buffers are written within a second of the last request
+    lines = wait_until(
+        all_logged,
+        timeout=5,
+        interval=0.3,
+        what=f"{len(paths)} access log lines holding {marker}",
+        detail=lambda: "\n".join(access_log_lines(stack)[-5:]),
+    )
+    entries = [json.loads(line) for line in lines]
+    assert sorted(entry["request"].split()[1].rpartition("-")[2] for entry in entries) == sorted(
+        path.rpartition("-")[2] for path in paths
+    )

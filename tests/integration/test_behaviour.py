@@ -470,6 +470,19 @@ def test_sigterm_finishes_in_flight_requests_and_drops_queued_ones(fresh_stack):
     assert len(served) + len(dropped) == len(results), results
     assert code == 0, fresh_stack.log_tail()
 
+    # every answered request is in the access log: granian's workers write out
+    # the lines they buffered (deploy/granian/serve.py) as they stop
+    def logged() -> bool:
+        return fresh_stack.log_tail(400).count('"request":"GET /io?ms=2000 ') >= len(served)
+
+    wait_until(
+        logged,
+        timeout=5,
+        interval=0.2,
+        what=f"{len(served)} access log lines of the requests answered",
+        detail=fresh_stack.log_tail,
+    )
+
 
 # --- 7. zero-downtime reload -----------------------------------------------
 

@@ -77,7 +77,7 @@ def test_quick_bench_runs_every_stack_within_three_minutes(quick):
     # about 2 minutes; more on a machine others share
     assert seconds < 180, f"--quick took {seconds:.0f} s"
     # the main table is printed at the end, every server is stopped
-    assert "requests/s (p95 ms)" in run.stdout
+    assert "requests/s (p95 ms), medians" in run.stdout
     assert port_is_free(port)
 
 
@@ -104,16 +104,20 @@ def test_results_csv_has_one_measured_row_per_run(quick):
             assert float(row[column]) > 0, f"{where}: {column}"
         assert row["generator_bound"] in ("True", "False")
         assert row["python"].startswith("CPython 3."), where
-        # the overhead floor is wrk's, the rest Locust's, whose CSV is kept beside ours
-        if row["workload"] == "floor":
-            assert row["engine"] == "wrk", where
-            assert "WSGISTACK {" in (out / row["engine_files"]).read_text(), where
-        else:
-            assert row["engine"] == "locust", where
-            prefix = out / row["engine_files"].rstrip("*")
-            assert Path(f"{prefix}_stats.csv").is_file(), where
-            # Locust's HTML (3 MB a run) only with --locust-html
-            assert not Path(f"{prefix}.html").exists(), where
+        # wrk loads every workload; its output is kept beside ours
+        assert row["engine"] == "wrk", where
+        assert "WSGISTACK {" in (out / row["engine_files"]).read_text(), where
+        # asked on purpose: compressed answers only where gzip was asked for,
+        # and only from the proxies
+        gzip = row["workload"] == "sequence-gzip"
+        assert row["accept_encoding"] == ("gzip" if gzip else "identity"), where
+        assert float(row["compressed"]) == (1.0 if gzip else 0.0), where
+    assert {r["stack"] for r in rows if r["workload"] == "sequence-gzip"} == {"uwsgi", "apache"}
+    # one run per cell in --quick: cells.csv has the same cells
+    cells = read_csv(out / "cells.csv")
+    assert {(r["stack"], r["workload"]) for r in cells} == {
+        (r["stack"], r["workload"]) for r in rows
+    }
 
 
 def test_a_default_report_folder_stays_small(quick):
@@ -157,8 +161,10 @@ def test_report_md_has_the_tables(quick):
         r"^\| uwsgi \| 2 x 4 \| floor \| wrk \| [\d.]+ \| [\d.]+ \| -?[\d.]+ \|", report, re.M
     )
     assert "| goal | figure | verdict | note |" in report
-    for workload in ("cpu", "sequence", "io", "floor"):
+    for workload in ("cpu", "sequence", "io", "floor", "sequence-gzip"):
         assert f"![requests/s and p95, {workload}](charts/{workload}.png)" in report
+    # what the load generators sent, and who compressed
+    assert re.search(r"^\| sequence-gzip \| .+ \| wrk \| `gzip` \| uwsgi, apache \|", report, re.M)
     for stack in bench.DEFAULT_STACKS:
         assert re.search(rf"^\| {re.escape(stack)} \| \d", report, re.M), stack
     assert "## The original comparison, replayed" in report
@@ -171,8 +177,8 @@ def test_report_html_is_self_contained_with_charts(quick):
     _, out, _, _ = quick
     html = (out / "report.html").read_text()
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
-    # cpu, sequence, io, floor, the overhead and the replay
-    assert len(images) == 6
+    # cpu, sequence, io, floor, sequence-gzip, the overhead and the replay
+    assert len(images) == 7
     assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
     assert not re.search(r'(src|href)="(?!data:)', html), "refers to another file"
     assert "<table>" in html
@@ -205,16 +211,16 @@ def test_ctrl_c_stops_every_server(tmp_path):
     )
     try:
 
-        def servers_and_locust() -> list[psutil.Process]:
+        def servers_and_wrk() -> list[psutil.Process]:
             children = psutil.Process(proc.pid).children(recursive=True)
-            return children if any("locust" in " ".join(c.cmdline()) for c in children) else []
+            return children if any(c.name() == "wrk" for c in children) else []
 
-        # the stack is up and Locust loads it: every process the interrupt must end
+        # the stack is up and wrk loads it: every process the interrupt must end
         children = wait_until(
-            servers_and_locust,
+            servers_and_wrk,
             timeout=60,
             interval=0.2,
-            what="the servers and Locust running",
+            what="the servers and wrk running",
             ignore=(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess),
         )
         assert len(children) >= 3
@@ -286,6 +292,9 @@ def test_sizing_recommends_a_setting_for_your_own_app(stack, own_app, tmp_path):
             "--threads",
             "1,4",
             "--duration",
+            "1",
+            # one round: the rounds are tested without servers (tests/wsgistack/bench)
+            "--repeats",
             "1",
             "--users",
             "8",

@@ -57,7 +57,8 @@ def test_a_template_gets_the_values_of_the_folder_it_is_in():
     assert "NGINX_TRUSTED_GEO" in template_values(s, "nginx")
     assert "NGINX_TRUSTED_GEO" not in template_values(s, "apache-mod_wsgi")
     assert template_values(s, "") == s.as_env()
-    assert template_values(s, "uwsgi") == {**s.as_env(), "UWSGI_METRICS": uwsgi.metrics_lines(s)}
+    assert template_values(s, "uwsgi") == {**s.as_env(), **uwsgi.values(s)}
+    assert "UWSGI_RELOAD_ON_RSS" in uwsgi.values(s)
 
 
 def test_render_fills_placeholders_and_leaves_server_variables_alone():

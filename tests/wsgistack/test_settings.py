@@ -78,6 +78,7 @@ def test_each_number_has_its_least_value(knob):
         "TLS_PUBLIC_PORT",
         "ALERT_FOR",
         "JOB_STOP_TIMEOUT",
+        "GZIP_LEVEL",
     }
     switches = {k.env for k in KNOBS if k.parse is switch}
     if knob in may_be_zero | switches:
@@ -95,6 +96,13 @@ def test_switches_are_0_or_1(knob):
     for value in ("2", "on", "yes", ""):
         with pytest.raises(SettingsError, match=rf"^{knob}='{value}': expected 0 \(off\) or 1"):
             Settings.from_env({knob: value})
+
+
+def test_the_gzip_level_is_0_to_9():
+    assert Settings.from_env({}).GZIP_LEVEL == 1
+    assert Settings.from_env({"GZIP_LEVEL": "9"}).GZIP_LEVEL == 9
+    with pytest.raises(SettingsError, match=r"^GZIP_LEVEL='10': must be 0 \(off\) or 1 to 9"):
+        Settings.from_env({"GZIP_LEVEL": "10"})
 
 
 def test_trusted_proxies_are_addresses_or_ranges():

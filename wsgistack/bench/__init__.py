@@ -11,10 +11,13 @@ The package, one job a module:
   time accounting (cores busy, CPU per request; ``wsgistack.cpus`` is another
   job: how many CPUs this process may use);
 - ``results``: one result type keyed by its axes, and the CSV;
-- ``answer``: the recommendation per workload, the overhead per request, the
-  replay's ratios; ``goals``: the project's own goals, a data table;
-- ``report`` (with templates/), ``charts``, ``console``; ``execute`` runs a plan,
-  ``command`` is the command line;
+- ``repeats``: the interleaved rounds of a plan, and each cell's repetitions
+  combined (medians, the spread of requests/s);
+- ``answer``: the recommendation per workload (by the spread: overlapping
+  settings are a tie, the lighter one is picked), the overhead per request,
+  the replay's ratios; ``goals``: the project's own goals, a data table;
+- ``report`` (with templates/ and ``tables``), ``charts``, ``console``;
+  ``execute`` runs a plan, ``command`` is the command line;
 - ``crossover`` (the load and the answer) and ``crossover_command``: ``wsgistack
   crossover``, long work in the request or on the job queue (docs/jobs.md).
 
@@ -27,7 +30,7 @@ imported by the functions that use them, so ``wsgistack up`` never loads them.
 The names below are the package's public interface (``wsgistack sizing`` uses them).
 """
 
-from wsgistack.bench.answer import NOISE, Recommendation, recommend
+from wsgistack.bench.answer import Recommendation, recommend
 from wsgistack.bench.charts import pyplot
 from wsgistack.bench.command import (
     add_common_arguments,
@@ -49,6 +52,7 @@ from wsgistack.bench.plan import (
     Workload,
     build_plan,
 )
+from wsgistack.bench.repeats import cells, interleave
 from wsgistack.bench.report import Outcome, write_report
 from wsgistack.bench.results import BATCH_COLUMNS, RESULT_COLUMNS, BatchResult, Result, num
 
@@ -57,7 +61,6 @@ __all__ = [
     "DEFAULT_STACKS",
     "LOCUSTFILE",
     "MODES",
-    "NOISE",
     "RESULT_COLUMNS",
     "WORKLOADS",
     "BatchResult",
@@ -70,7 +73,9 @@ __all__ = [
     "add_common_arguments",
     "add_parser",
     "build_plan",
+    "cells",
     "execute",
+    "interleave",
     "interruptible",
     "main",
     "new_report_dir",

@@ -9,26 +9,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from wsgistack.bench.plan import WORKLOADS, Concurrency
+from wsgistack.bench.plan import ANSWERED_WORKLOADS, WORKLOADS, Concurrency
+from wsgistack.bench.repeats import overlap
 from wsgistack.bench.results import BatchResult, Result, Spread, spread
 
-# runs this close to the best throughput are as good, within the noise
-NOISE = 0.05
 # what the benchmark recommends from: the development server is not for
-# production, and uWSGI alone (uwsgi-direct) is the yardstick for nginx's cost
-PRODUCTION_STACKS = ("uwsgi", "apache", "gunicorn")
+# production, and the yardsticks (uwsgi-direct, granian-bare) neither; granian
+# joins when it is run (--stacks)
+PRODUCTION_STACKS = ("uwsgi", "apache", "gunicorn", "granian")
 # what the original comparison claimed, in seconds: (dev server, multi-process/thread stack)
 CLAIMED = {10: (3.25, 2.52), 100: (35.89, 11.61), 1000: (343.74, 96.02)}
 DEV_BASELINE = ("devserver", Concurrency(1, 1))
 
 
+def weight(r: Result) -> tuple[int, int, float]:
+    """What makes a setting lighter: fewer processes, then fewer threads (less
+    memory, fewer GIL handoffs), then less memory (PSS) for the same shape."""
+    return r.processes, r.threads, r.pss_mb if r.pss_mb is not None else float("inf")
+
+
 @dataclass
 class Recommendation:
-    # the highest throughput within the limits; None: nothing met them
+    # the highest median throughput within the limits; None: nothing met them
     best: Result | None
-    # as fast within NOISE, and lighter (fewer processes, then threads)
-    lighter: list[Result] = field(default_factory=list)
+    # the others within the limits as fast within the noise: their requests/s
+    # ranges over the repetitions overlap best's (repeats.overlap), lightest first
+    tied: list[Result] = field(default_factory=list)
     fastest_overall: Result | None = None
+
+    @property
+    def pick(self) -> Result | None:
+        """The lightest of the best and those tied with it: when the figures
+        cannot tell settings apart, the one holding less is the answer."""
+        if self.best is None:
+            return None
+        return min([self.best, *self.tied], key=weight)
 
 
 def within_memory(r: Result, max_memory_mb: float | None) -> bool:
@@ -43,8 +58,8 @@ def recommend(
     max_fail_ratio: float = 0.01,
     max_memory_mb: float | None = None,
 ) -> Recommendation:
-    """The run with the highest requests/s whose p95, failures and memory (the
-    server process tree's PSS) stay within the limits."""
+    """The cell with the highest median requests/s whose p95, failures and memory
+    (the server process tree's PSS) stay within the limits, and those tied with it."""
     measured = [r for r in results if r.measured]
     passing = [
         r
@@ -58,20 +73,17 @@ def recommend(
     if not passing:
         return Recommendation(None, [], fastest)
     best = max(passing, key=lambda r: r.rps)
-    # a lighter setting as fast within the noise is no alternative if its
-    # queue held requests while the best's did not: it is at its ceiling
-    lighter = sorted(
+    # tied: as fast within the noise (the ranges overlap), unless its queue
+    # held requests while the best's did not: it is at its ceiling
+    tied = sorted(
         (
             r
             for r in passing
-            if r is not best
-            and r.rps >= best.rps * (1 - NOISE)
-            and (r.processes, r.threads) < (best.processes, best.threads)
-            and (best.saturated or not r.saturated)
+            if r is not best and overlap(r, best) and (best.saturated or not r.saturated)
         ),
-        key=lambda r: (r.processes, r.threads),
+        key=weight,
     )
-    return Recommendation(best, lighter, fastest)
+    return Recommendation(best, tied, fastest)
 
 
 @dataclass
@@ -87,10 +99,7 @@ class Answer:
 
     @property
     def pick(self) -> Result | None:
-        """The lightest run as fast as the fastest within the noise: fewer processes
-        and threads hold less memory and hand the GIL over less."""
-        rec = self.recommendation
-        return rec.lighter[0] if rec.lighter else rec.best
+        return self.recommendation.pick
 
 
 def answers(results: list[Result], workloads: list[str]) -> list[Answer]:
@@ -99,7 +108,7 @@ def answers(results: list[Result], workloads: list[str]) -> list[Answer]:
     for name in workloads:
         workload = WORKLOADS.get(name)
         runs = [r for r in results if r.workload == name and r.stack in PRODUCTION_STACKS]
-        if workload is None or workload.engine != "locust" or not runs:
+        if workload is None or name not in ANSWERED_WORKLOADS or not runs:
             continue
         rec = recommend(runs)
         others = []

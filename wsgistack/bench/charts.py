@@ -10,6 +10,7 @@ from pathlib import Path
 
 from wsgistack.bench.answer import CLAIMED, Overhead, batch_spreads
 from wsgistack.bench.plan import WORKLOADS, Concurrency
+from wsgistack.bench.repeats import rps_range
 from wsgistack.bench.results import BatchResult, Result
 
 STACK_COLORS = {
@@ -19,9 +20,10 @@ STACK_COLORS = {
     "devserver": "tab:red",
     "uwsgi-direct": "tab:purple",
     "granian": "tab:brown",
+    "granian-bare": "tab:gray",
 }
 # the other runs' names (swarm-N, gunicorn-freethreaded, ...): colours by order
-OTHER_COLORS = ("tab:cyan", "tab:olive", "tab:pink", "tab:gray", "navy", "gold", "teal", "black")
+OTHER_COLORS = ("tab:cyan", "tab:olive", "tab:pink", "navy", "gold", "teal", "black", "maroon")
 
 
 def stack_color(stack: str, others: list[str]) -> str:
@@ -66,7 +68,9 @@ def _save(fig, path: Path) -> Path:
 
 
 def chart_workload(results: list[Result], workload: str, path: Path) -> Path | None:
-    """Grouped bars: requests/s and p95 for each processes x threads, one bar per stack."""
+    """Grouped bars: requests/s and p95 for each processes x threads, one bar per
+    stack; the requests/s of repeated cells with their range (whiskers from the
+    slowest to the fastest repetition)."""
     runs = [r for r in results if r.workload == workload and r.measured]
     if not runs:
         return None
@@ -80,14 +84,26 @@ def chart_workload(results: list[Result], workload: str, path: Path) -> Path | N
         ("p95_ms", axes[1], "p95 response time, ms (lower is better, log scale)"),
     ):
         for i, stack in enumerate(stacks):
-            xs, ys, hatches = [], [], []
+            xs, ys, hatches, low, high = [], [], [], [], []
             for j, pxt in enumerate(matrix):
                 run = next((r for r in runs if (r.stack, r.concurrency) == (stack, pxt)), None)
                 if run is not None and getattr(run, metric):
                     xs.append(j - 0.4 + width * (i + 0.5))
                     ys.append(getattr(run, metric))
                     hatches.append("//" if run.generator_bound else "")
-            bars = ax.bar(xs, ys, width, label=stack, color=stack_color(stack, stacks))
+                    slowest, fastest = rps_range(run)
+                    low.append(run.rps - slowest)
+                    high.append(fastest - run.rps)
+            whiskers = [low, high] if metric == "rps" and any(low + high) else None
+            bars = ax.bar(
+                xs,
+                ys,
+                width,
+                yerr=whiskers,
+                capsize=2,
+                label=stack,
+                color=stack_color(stack, stacks),
+            )
             for bar, hatch in zip(bars, hatches, strict=True):
                 bar.set_hatch(hatch)
         ax.set_xticks(range(len(matrix)), [c.label for c in matrix])

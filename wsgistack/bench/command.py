@@ -35,6 +35,7 @@ from wsgistack.bench.plan import (
     name_list,
     parse_concurrency,
 )
+from wsgistack.bench.repeats import interleave
 from wsgistack.bench.report import write_report
 from wsgistack.bench.wrk_engine import wrk_binary
 from wsgistack.render import RenderError
@@ -44,11 +45,13 @@ from wsgistack.stacks import ROOT, STACKS, get_stack
 REPORTS_DIR = ROOT / "reports"
 DESCRIPTION = """\
 Every stack x processes x threads x workload, measured natively (or the compose
-stacks with --docker): Locust loads the CPU-bound, sequence and I/O-bound
-requests, wrk the overhead floor (/up); psutil samples the servers' CPU. The
-report opens with the recommended stack and processes x threads per workload,
-then the stack overhead per request, the floor, the tables, the original
-comparison replayed and the project's performance goals."""
+stacks with --docker), each cell several times in interleaved rounds: wrk loads
+the CPU-bound, sequence and I/O-bound requests and the overhead floor (/up),
+answers checked; psutil samples the servers' CPU; Locust replays the original
+comparison. The report opens with the recommended stack and processes x threads
+per workload (a tie where the figures overlap), then the stack overhead per
+request, the floor, the tables, the original comparison replayed and the
+project's performance goals."""
 
 
 stack_list = name_list(STACKS, "stack")
@@ -85,6 +88,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_port: int) -> 
         "--users", type=positive(int), default=32, help="concurrent users (default 32)"
     )
     parser.add_argument(
+        "--repeats",
+        type=positive(int),
+        help="measure every run this many times, in interleaved rounds (every "
+        "setting once, then all again); the answer judges by their spread "
+        "(default 3; 1 with --quick and --interpreter)",
+    )
+    parser.add_argument(
         "--out", type=Path, help="report folder (default reports/<timestamp>, git-ignored)"
     )
     parser.add_argument(
@@ -106,15 +116,16 @@ def add_parser(sub) -> None:
         dest="mode",
         action="store_const",
         const="quick",
-        help="one processes x threads, 2 s per run, a few batches of 10: about 2 minutes "
-        "(a smoke test)",
+        help="one processes x threads, 2 s per run, once, a few batches of 10: about 2 "
+        "minutes (a smoke test)",
     )
     size.add_argument(
         "--full",
         dest="mode",
         action="store_const",
         const="full",
-        help="11 processes x threads, 15 s per run, every batch: the whole matrix (about an hour)",
+        help="11 processes x threads, 8 s per run, 3 rounds, every batch: the whole matrix "
+        "(about 80 minutes)",
     )
     parser.set_defaults(mode="default")
     parser.add_argument(
@@ -242,18 +253,12 @@ def docker_images_missing(images: dict[str, str]) -> dict[str, str]:
     return missing
 
 
-def without_missing_engines(plan: list[StackRun]) -> list[StackRun]:
-    """wrk missing: the floor is left out, saying so."""
-    if wrk_binary() is not None:
-        return plan
-    print(
-        "wsgistack bench: wrk is not installed (apt-get install wrk, or make deps): "
-        "the overhead floor is left out",
-        file=sys.stderr,
-    )
-    for run in plan:
-        run.workloads = [w for w in run.workloads if WORKLOADS[w].engine != WRK]
-    return [run for run in plan if run.workloads or run.replays]
+def check_engines(plan: list[StackRun], workloads: dict = WORKLOADS) -> None:
+    """wrk loads the benchmark's workloads: missing, nothing could be measured."""
+    if wrk_binary() is None and any(
+        workloads[w].engine == WRK for run in plan for w in run.workloads
+    ):
+        raise StackError("wsgistack bench loads with wrk: apt-get install wrk (make deps)")
 
 
 def new_report_dir(out: Path | None, prefix: str = "") -> Path:
@@ -294,7 +299,8 @@ def main(args: argparse.Namespace) -> int:
         ]
     else:
         plan = build_plan(stacks, mode, args.settings)
-    plan = without_missing_engines(plan)
+    check_engines(plan)
+    plan = interleave(plan, args.repeats or mode.repeats)
     out_dir = new_report_dir(args.out)
     with interruptible():
         outcome = execute(
@@ -335,7 +341,9 @@ def main_interpreters(args: argparse.Namespace, mode, seconds: float) -> int:
     )
     shapes = tuple(args.settings) if args.settings else interpreters.SCALING_SHAPES
     memory = () if args.mode == "quick" else interpreters.MEMORY_SHAPES
-    plan = interpreters.build_plan(servers, args.interpreter, shapes, memory)
+    plan = interleave(
+        interpreters.build_plan(servers, args.interpreter, shapes, memory), args.repeats or 1
+    )
     cpuset = args.cpuset or interpreters.default_cpuset()
     out_dir = new_report_dir(args.out, prefix="interpreters-")
     with interruptible():

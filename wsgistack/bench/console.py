@@ -7,6 +7,7 @@ from pathlib import Path
 
 from wsgistack.bench.goals import Verdict
 from wsgistack.bench.plan import StackRun, estimate_seconds
+from wsgistack.bench.repeats import cells
 from wsgistack.bench.report import Outcome
 from wsgistack.bench.results import BatchResult, Result, num
 
@@ -20,6 +21,7 @@ class Progress:
         from rich.progress import Progress as RichProgress
 
         self.steps = [estimate_seconds(run, seconds) for run in plan]
+        self.rounds = max((run.repeat for run in plan), default=1)
         self.count = sum(len(s) - 1 for s in self.steps)
         self.done = 0
         self.console = Console(stderr=True)
@@ -44,9 +46,10 @@ class Progress:
 
     def start(self, run: StackRun, step: str) -> None:
         number = self.done + (0 if step == "start" else 1)
+        round_ = f"round {run.repeat}: " if self.rounds > 1 else ""
         self.bar.update(
             self.task,
-            description=f"{run.stack} {run.concurrency.label} {step}",
+            description=f"{round_}{run.stack} {run.concurrency.label} {step}",
             step=f"run {number}/{self.count}",
         )
 
@@ -68,7 +71,8 @@ class Progress:
 
 
 def run_line(r: Result) -> str:
-    head = f"{r.stack} {r.concurrency.label} {r.workload}:"
+    round_ = f" (round {r.repeat})" if r.repeat > 1 else ""
+    head = f"{r.stack} {r.concurrency.label} {r.workload}{round_}:"
     if r.error:
         return f"{head} error: {r.error}"
     flag = "  [generator-bound]" if r.generator_bound else ""
@@ -85,37 +89,34 @@ def batches_line(run: StackRun, workload: str, batches: list[BatchResult]) -> st
 
 
 def print_summary(outcome: Outcome, verdicts: list[Verdict], out_dir: Path) -> None:
-    """The main table: requests/s and p95 per workload, stack and processes x threads;
-    then the goals."""
+    """The main table: requests/s (a cell's median over its rounds) and p95 per
+    workload, stack and processes x threads; then the goals."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    workloads = list(dict.fromkeys(r.workload for r in outcome.results))
-    table = Table(title="requests/s (p95 ms); * generator-bound, ! error")
+    results = cells(outcome.results)
+    workloads = list(dict.fromkeys(r.workload for r in results))
+    table = Table(title="requests/s (p95 ms), medians; * generator-bound, ! error")
     table.add_column("stack")
     table.add_column("P x T")
     for name in workloads:
         table.add_column(name, justify="right")
-    for stack, pxt in dict.fromkeys((r.stack, r.concurrency) for r in outcome.results):
-        cells = []
+    for stack, pxt in dict.fromkeys((r.stack, r.concurrency) for r in results):
+        row = []
         for name in workloads:
             run = next(
-                (
-                    r
-                    for r in outcome.results
-                    if (r.stack, r.concurrency, r.workload) == (stack, pxt, name)
-                ),
+                (r for r in results if (r.stack, r.concurrency, r.workload) == (stack, pxt, name)),
                 None,
             )
             if run is None:
-                cells.append("")
+                row.append("")
             elif run.error:
-                cells.append("!")
+                row.append("!")
             else:
                 star = "*" if run.generator_bound else ""
-                cells.append(f"{run.rps:.1f} ({num(run.p95_ms)}){star}")
-        table.add_row(stack, pxt.label, *cells)
+                row.append(f"{run.rps:.1f} ({num(run.p95_ms)}){star}")
+        table.add_row(stack, pxt.label, *row)
     console.print(table)
     if verdicts:
         goals = Table(title="the project's performance goals")

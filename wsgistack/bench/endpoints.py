@@ -57,8 +57,16 @@ class Endpoint:
     # the interpreter axis: its name, and the build's flags that matter to speed
     interpreter: str = ""
     python_build: str = ""
+    # the round of the plan this start is in (repeats.interleave)
+    repeat: int = 1
     # the app server's metrics (METRICS_PORT), where in reach: native stacks
     metrics_url: str = ""
+
+    def run_id(self, workload: str) -> str:
+        """A run's name in the report's files: stack, processes x threads,
+        workload, and the round after the first."""
+        round_ = f"-r{self.repeat}" if self.repeat > 1 else ""
+        return f"{self.stack}-{self.concurrency.label}-{workload}{round_}"
 
 
 def python_description(base_url: str) -> str:
@@ -85,8 +93,10 @@ def stack_env(concurrency: Concurrency, port: int, **overrides) -> Settings:
 
 
 def compress(path: Path) -> None:
-    """path -> path.gz: access logs of thousands of requests a second compress ~15 x."""
-    with open(path, "rb") as source, gzip.open(f"{path}.gz", "wb") as target:
+    """path -> path.gz: access logs of thousands of requests a second compress ~15 x.
+    Appended: a stack started again in a later round adds to its .gz (zcat reads
+    every part)."""
+    with open(path, "rb") as source, gzip.open(f"{path}.gz", "ab") as target:
         shutil.copyfileobj(source, target)
     path.unlink()
 

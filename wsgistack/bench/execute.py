@@ -64,6 +64,7 @@ def execute(
             progress.start(run, "start")
             try:
                 with open_endpoint(run, port, out_dir, docker, overrides or {}, cpuset) as endpoint:
+                    endpoint.repeat = run.repeat
                     progress.finish(index, "start")
                     for name in run.workloads:
                         progress.start(run, name)
@@ -90,9 +91,9 @@ def execute(
                 if log.exists():
                     exc = StackError(f"{exc} (its log: {log.relative_to(out_dir)})")
                 progress.print(f"{run.stack} {run.concurrency.label}: error: {exc}")
-                done = {(r.stack, r.concurrency, r.workload) for r in outcome.results}
+                done = {(r.stack, r.concurrency, r.workload, r.repeat) for r in outcome.results}
                 for name in run.workloads:
-                    if (run.stack, run.concurrency, name) not in done:
+                    if (run.stack, run.concurrency, name, run.repeat) not in done:
                         outcome.results.append(
                             Result(
                                 run.stack,
@@ -101,6 +102,7 @@ def execute(
                                 name,
                                 engine=workloads[name].engine,
                                 interpreter=run.interpreter,
+                                repeat=run.repeat,
                                 users=users,
                                 error=str(exc),
                             )

@@ -12,6 +12,7 @@ import base64
 from pathlib import Path
 
 from wsgistack.bench import charts
+from wsgistack.bench.repeats import rate
 from wsgistack.bench.results import num
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -28,6 +29,7 @@ def environment():
         keep_trailing_newline=True,
     )
     env.filters["num"] = num
+    env.filters["rate"] = rate
     env.filters["pxt"] = lambda pxt, stack="": charts.concurrency_label(stack, pxt)
     return env
 

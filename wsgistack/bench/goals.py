@@ -16,6 +16,7 @@ from wsgistack.bench.results import Result, find
 
 # where the goals were set
 ISSUE_6 = "issue 6, Done when"
+ISSUE_20 = "issue 20, What to build"
 # other work on the machine using this many cores makes a run's figures noisy
 NOISY_OTHER_CORES = 0.25
 # the same request's app CPU differing by more than this between two runs: the
@@ -41,6 +42,9 @@ class Goal:
     cpu: bool = False
     # fewer users than this cannot show the goal
     min_users: int = 0
+    # instead of a ratio: the stack's overhead per request (server CPU minus the
+    # app's) at most this many ms
+    max_overhead_ms: float | None = None
 
 
 P2x16, P1x1, P2x1, P1x16 = (
@@ -106,6 +110,56 @@ GOALS = (
         0.8,
         1.2,
         base_concurrency=P1x1,
+    ),
+    # granian as its own command line starts it (granian-bare) is the yardstick
+    # of what the stacks' options and proxies cost on the same app
+    Goal(
+        "the floor: nginx+uWSGI >= 0.85 x granian alone (granian-bare)",
+        ISSUE_20,
+        "uwsgi",
+        "floor",
+        P2x1,
+        0.85,
+        base_stack="granian-bare",
+        cpu=True,
+    ),
+    Goal(
+        "the floor: the granian stack >= 0.9 x granian alone (granian-bare)",
+        ISSUE_20,
+        "granian",
+        "floor",
+        P2x1,
+        0.9,
+        base_stack="granian-bare",
+        cpu=True,
+    ),
+    Goal(
+        "the sequence request: the granian stack >= 0.9 x granian alone (granian-bare)",
+        ISSUE_20,
+        "granian",
+        "sequence",
+        P2x1,
+        0.9,
+        base_stack="granian-bare",
+        cpu=True,
+    ),
+    Goal(
+        "the floor: nginx+uWSGI's overhead <= 0.1 ms per request",
+        ISSUE_20,
+        "uwsgi",
+        "floor",
+        P2x1,
+        0,
+        max_overhead_ms=0.1,
+    ),
+    Goal(
+        "the floor: Apache+mod_wsgi's overhead <= 0.25 ms per request",
+        ISSUE_20,
+        "apache",
+        "floor",
+        P2x1,
+        0,
+        max_overhead_ms=0.25,
     ),
 )
 
@@ -190,11 +244,28 @@ def ceiling_verdict(goal: Goal, run: Result | None) -> Verdict:
     )
 
 
+def overhead_verdict(goal: Goal, run: Result | None) -> Verdict:
+    title = f"{goal.concurrency.label}: {goal.title}"
+    if run is None or run.overhead_ms is None:
+        return Verdict(title, goal.source, "", None, "not in this run's matrix")
+    figure = (
+        f"{run.server_cpu_ms:.3f} - {run.app_cpu_ms:.3f} (the app's) = "
+        f"{run.overhead_ms:.3f} ms of server CPU per request"
+    )
+    return Verdict(
+        title, goal.source, figure, run.overhead_ms <= goal.max_overhead_ms, noise_notes(run)
+    )
+
+
 def evaluate(results: list[Result], goals: tuple[Goal, ...] = GOALS) -> list[Verdict]:
     """Every goal's verdict, expanded over stacks and processes x threads."""
     verdicts = []
     stacks = list(dict.fromkeys(r.stack for r in results if r.workload == "cpu"))
     for goal in goals:
+        if goal.max_overhead_ms is not None:
+            run = find(results, goal.stack, goal.concurrency, goal.workload)
+            verdicts.append(overhead_verdict(goal, run))
+            continue
         if goal.base_stack is None and goal.base_concurrency is None:
             verdicts.append(
                 ceiling_verdict(goal, find(results, goal.stack, goal.concurrency, goal.workload))

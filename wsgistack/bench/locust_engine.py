@@ -102,9 +102,11 @@ def new_result(endpoint: Endpoint, workload: Workload, users: int, engine: str) 
         workload.name,
         engine=engine,
         interpreter=endpoint.interpreter,
+        repeat=endpoint.repeat,
         users=users,
         python=endpoint.python,
         python_build=endpoint.python_build,
+        accept_encoding=workload.accept_encoding,
     )
 
 
@@ -135,7 +137,7 @@ def measure(
     html: bool = False,
 ) -> Result:
     """Load ``endpoint`` with ``users`` closed-loop Locust users of ``workload`` for ``seconds``."""
-    run_id = f"{endpoint.stack}-{endpoint.concurrency.label}-{workload.name}"
+    run_id = endpoint.run_id(workload.name)
     prefix = out_dir / "locust" / run_id
     prefix.parent.mkdir(parents=True, exist_ok=True)
     result = new_result(endpoint, workload, users, "locust")
@@ -152,6 +154,11 @@ def measure(
         # a safety net only: the probe ends the run
         "-t",
         f"{int(seconds + WARMUP_SECONDS + 60)}s",
+        *(
+            ["--probe-accept-encoding", workload.accept_encoding]
+            if workload.accept_encoding
+            else []
+        ),
     ]
     argv = locust_argv(locustfile, workload.user_class, endpoint.base_url, prefix, extra, html)
     with ProcessSampler(endpoint.pids) as sampler:
@@ -180,6 +187,7 @@ def measure(
     result.generator_cores = probe["generator_cores"]
     result.app_cpu_ms = probe["cpu_ms_mean"]
     result.app_ms = probe["app_ms_mean"]
+    result.compressed = probe.get("compressed")
     account(result, sampler, start, end)
     result.generator_bound = (result.generator_cores or 0) >= GENERATOR_BOUND_CORES
     return result
@@ -217,7 +225,7 @@ def replay(
     endpoint: Endpoint, workload: Workload, sizes: dict[int, int], out_dir: Path, html: bool = False
 ) -> list[BatchResult]:
     """Time batches of requests with loadtests/batches.py's load shape, each size repeated."""
-    run_id = f"{endpoint.stack}-{endpoint.concurrency.label}-{workload.name}-batches"
+    run_id = endpoint.run_id(f"{workload.name}-batches")
     prefix = out_dir / "locust" / run_id
     prefix.parent.mkdir(parents=True, exist_ok=True)
     order = batch_sizes(sizes)

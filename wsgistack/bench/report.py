@@ -15,12 +15,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wsgistack.bench import answer, charts, export, goals, interpreters
+from wsgistack.bench import answer, charts, export, goals, interpreters, repeats, tables
 from wsgistack.bench.answer import CLAIMED
 from wsgistack.bench.locust_engine import GENERATOR_BOUND_CORES
 from wsgistack.bench.plan import (
     BATCH_USERS,
-    BENCH_WORKLOADS,
+    COMPRESSED_WORKLOADS,
     WARMUP_SECONDS,
     WORKLOADS,
     Mode,
@@ -36,6 +36,10 @@ from wsgistack.bench.results import (
     result_rows,
     write_csv,
 )
+
+# where the overhead per request is shown: not the I/O-bound request (its
+# threads' waiting is no one's CPU)
+OVERHEAD_WORKLOADS = ("cpu", "sequence", "sequence-gzip", "floor")
 
 
 @dataclass
@@ -79,113 +83,6 @@ def machine_line() -> str:
         f"{platform.release()}, Python {platform.python_version()}; {versions()}; "
         f"load average at the start: {load}"
     )
-
-
-def run_row(r: Result) -> list[str]:
-    """A results table's row: stack, processes x threads, figures, note."""
-    label = charts.concurrency_label(r.stack, r.concurrency)
-    if r.error:
-        return [r.stack, label, *["-"] * 9, f"error: {r.error}"]
-    failed = f"{r.failures} ({r.fail_ratio:.1%})" if r.failures else "0"
-    return [
-        r.stack, label, num(r.rps, 1), num(r.p50_ms, 1), num(r.p95_ms, 1), num(r.p99_ms, 1),
-        failed, num(r.server_cores, 2), f"{num(r.app_cpu_ms, 2)} / {num(r.server_cpu_ms, 2)}",
-        num(r.generator_cores, 2), num(r.other_cores, 2),
-        "; ".join(note for note in (
-            "**generator-bound**" if r.generator_bound else "",
-            queue_note(r),
-            f"{r.reconnects:,} reconnects (the server closed the connection)"
-            if r.reconnects else "",
-        ) if note),
-    ]  # fmt: skip
-
-
-def queue_note(r: Result) -> str:
-    """What the server said of itself: its listen queue and busy slots."""
-    if r.queue_peak is None:
-        return ""
-    note = f"queue {r.queue_peak} at most, {num(r.queue_median, 0)} median"
-    if r.busy_slots is not None:
-        note += f", {r.busy_slots:.0%} of slots busy"
-    return f"**saturated**: {note}" if r.saturated else note
-
-
-def replay_rows(batches: list[BatchResult], workload: str):
-    """The replay table of one workload: its columns and a row per batch size."""
-    chosen = [b for b in batches if b.workload == workload]
-    keys = sorted(dict.fromkeys((b.stack, b.concurrency) for b in chosen),
-                  key=lambda k: k[0] != "devserver")  # fmt: skip
-    rows = []
-    for size in sorted({b.requests for b in chosen}):
-        spreads = answer.batch_spreads(chosen, workload, size)
-        dev, multi = CLAIMED.get(size, (None, None))
-        cells = []
-        for key in keys:
-            s = spreads.get(key)
-            failed = sum(b.failures or 0 for b in chosen if (b.stack, b.concurrency, b.requests)
-                         == (*key, size))  # fmt: skip
-            if s is None:
-                cells.append(
-                    "not completed"
-                    if any((b.stack, b.concurrency, b.requests) == (*key, size) for b in chosen)
-                    else "-"
-                )
-            elif s.count > 1:
-                cells.append(f"{s.median:.3f} s ({s.low:.3f}-{s.high:.3f}, {s.count} runs)")
-            else:
-                cells.append(f"{s.median:.3f} s")
-            if failed:
-                cells[-1] += f" ({failed} failed)"
-        rows.append([str(size), f"{num(dev, 2)} s", f"{num(multi, 2)} s",
-                     f"{num(answer.claimed_ratio(size), 2)} x", *cells,
-                     f"{num(answer.replay_ratio(spreads), 2)} x"])  # fmt: skip
-    # the claims were made for the sequence request; beside the others for scale
-    claim = "claimed" if workload == "sequence" else "claimed (for sequence)"
-    head = ["requests", f"{claim}: dev server", f"{claim}: multi", f"{claim} ratio",
-            *(f"{stack} {charts.concurrency_label(stack, pxt)}" for stack, pxt in keys),
-            "measured ratio"]  # fmt: skip
-    return head, rows
-
-
-RESULT_HEAD = [
-    "stack", "processes x threads", "req/s", "p50 ms", "p95 ms", "p99 ms", "failed",
-    "server CPU, cores", "CPU ms per request: app / server", "generator, cores",
-    "other load, cores", "note",
-]  # fmt: skip
-
-
-def answer_row(a: answer.Answer) -> list[str]:
-    best = a.pick
-    if best is None:
-        return [a.title, "none met the limits", "-", "-", a.reason]
-    label = charts.concurrency_label(best.stack, best.concurrency)
-    flag = " (generator-bound: the server may do more)" if best.generator_bound else ""
-    if best.saturated:
-        flag += f" (saturated: {num(best.queue_median, 0)} requests queued, median)"
-    return [a.title, f"**{best.stack} {label}**", num(best.rps, 1), num(best.p95_ms),
-            a.reason + flag]  # fmt: skip
-
-
-def overhead_row(o: answer.Overhead) -> list[str]:
-    share = f"{o.share:.0%}" if o.share is not None else "-"
-    label = charts.concurrency_label(o.stack, o.concurrency)
-    return [o.stack, label, o.workload, o.engine, num(o.server_cpu_ms, 3),
-            num(o.app_cpu_ms, 3), num(o.overhead_ms, 3), share]  # fmt: skip
-
-
-def memory_rows(results: list[Result]) -> list[list[str]]:
-    """Per stack and processes x threads: its server process tree at its largest over
-    the workloads (the run with the most PSS)."""
-    rows = []
-    for stack, pxt in dict.fromkeys((r.stack, r.concurrency) for r in results):
-        runs = [r for r in results if (r.stack, r.concurrency) == (stack, pxt) and r.pss_mb]
-        if runs:
-            r = max(runs, key=lambda r: r.pss_mb)
-            per_process = r.pss_mb / r.server_processes if r.server_processes else None
-            rows.append([stack, charts.concurrency_label(stack, pxt), str(r.server_processes),
-                         num(r.rss_mb), num(r.pss_mb), num(r.uss_mb), num(per_process, 1),
-                         r.workload])  # fmt: skip
-    return rows
 
 
 def replay_summary(batches: list[BatchResult]) -> list[str]:
@@ -280,10 +177,11 @@ def write_report(
     write_csv(out_dir / "results.csv", RESULT_COLUMNS, result_rows(outcome.results))
     if outcome.batches:
         write_csv(out_dir / "batches.csv", BATCH_COLUMNS, batch_rows(outcome.batches, CLAIMED))
+    # from here on, one figure per cell: its repetitions' medians and spread
+    outcome = Outcome(repeats.cells(outcome.results), outcome.batches, outcome.interrupted)
+    write_csv(out_dir / "cells.csv", RESULT_COLUMNS, result_rows(outcome.results))
     measured = list(dict.fromkeys(r.workload for r in outcome.results))
-    overheads = answer.overheads(
-        outcome.results, [w for w in BENCH_WORKLOADS if w in measured and w != "io"]
-    )
+    overheads = answer.overheads(outcome.results, [w for w in OVERHEAD_WORKLOADS if w in measured])
     drawn = {**draw_charts(outcome, out_dir / "charts", overheads), **(extra_charts or {})}
     context = build_context(
         outcome,
@@ -317,7 +215,9 @@ def build_context(
     as table rows, and what the report says of them."""
     results, batches = outcome.results, outcome.batches
     workloads = list(dict.fromkeys(r.workload for r in results))
-    replays = {w: replay_rows(batches, w) for w in dict.fromkeys(b.workload for b in batches)}
+    replays = {
+        w: tables.replay_rows(batches, w) for w in dict.fromkeys(b.workload for b in batches)
+    }
     return {
         "title": title,
         "machine": machine_line(),
@@ -330,24 +230,27 @@ def build_context(
         "mode": mode,
         # the answer and where the time goes
         "answers": answers,
-        "answer_rows": [answer_row(a) for a in answers],
+        "answer_rows": [tables.answer_row(a) for a in answers],
         "overheads": overheads,
-        "overhead_rows": [overhead_row(o) for o in overheads],
+        "overhead_rows": [tables.overhead_row(o) for o in overheads],
         "overhead_at": answer.overhead_concurrency(results),
         # every run, by workload
-        "result_head": RESULT_HEAD,
+        "result_head": tables.RESULT_HEAD,
         "result_align": ["---", "---", *["--:"] * 9, "---"],
         "workloads": [
             (
                 name,
                 WORKLOADS[name].title if name in WORKLOADS else name,
-                [run_row(r) for r in results if r.workload == name],
+                [tables.run_row(r) for r in results if r.workload == name],
             )
             for name in workloads
         ],
-        "memory_rows": memory_rows(results),
+        "memory_rows": tables.memory_rows(results),
+        "sent_rows": tables.sent_rows(results),
+        "compressed_workloads": [w for w in COMPRESSED_WORKLOADS if w in workloads],
+        "repeats": max((r.repeats or 0 for r in results), default=0),
         "floor": [r for r in results if r.workload == "floor"],
-        "floor_rows": [run_row(r) for r in results if r.workload == "floor"],
+        "floor_rows": [tables.run_row(r) for r in results if r.workload == "floor"],
         # the replayed batches
         "replays": replays,
         "replay_titles": {w: WORKLOADS[w].title for w in replays},

@@ -19,6 +19,7 @@ from wsgistack.bench.plan import LOCUST, Concurrency
 
 # the fields that say which run a row is; every other field is a measurement
 KEY_FIELDS = ("stack", "processes", "threads", "workload", "engine", "interpreter")
+# ... and the repetition (the round, 1, 2, ...) of that cell: repeats.py
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Result:
     # the interpreter axis' name (bench/interpreters.py: debian, gil, freethreaded);
     # "" for the runs without that axis
     interpreter: str = ""
+    # the round this run was measured in (repeats.py); 0 for a cell's combined figures
+    repeat: int = 1
     users: int = 0
     # the Python serving the app, as its /info says: "CPython 3.13.5 no-GIL"
     python: str = ""
@@ -64,6 +67,18 @@ class Result:
     generator_bound: bool = False
     # wrk: connections the server closed after an answer, without keep-alive
     reconnects: int | None = None
+    # the Accept-Encoding the load generator sent (plan.Workload), the share of
+    # answers that came compressed (a Content-Encoding header), and the bytes
+    # an answer took on the wire, headers included (wrk)
+    accept_encoding: str = ""
+    compressed: float | None = None
+    bytes_per_answer: float | None = None
+    # a cell's combined figures (repeats.combine): its repetitions measured and
+    # failed, and the requests/s of its slowest and fastest repetition
+    repeats: int | None = None
+    errors: int | None = None
+    rps_low: float | None = None
+    rps_high: float | None = None
     # the servers' own metrics during the run (server_metrics.py): the listen
     # queue at its longest and its median, and the share of the slots busy
     queue_peak: int | None = None

@@ -1,11 +1,13 @@
 """Load generation with wrk, the C load generator from Debian's archive.
 
 Locust in one process tops out near one core, below what the servers do on the
-cheapest request; wrk, an event loop in C, sends that load at a fraction of the
-CPU. It measures the overhead floor (``/up``): one thread, ``users``
-connections, each sending its next request when the last is answered (closed
-loop, as Locust's users). wrk has no ramp to wait out: the stack is warmed up
-before (endpoints.warm_up), and the whole run is measured.
+cheapest request, and its own CPU takes a share of a small machine's cores that
+differs with the server's speed; wrk, an event loop in C, sends the load at a
+fraction of the CPU and starts in milliseconds. It loads every workload of
+``wsgistack bench``: one thread, ``users`` connections, each sending its next
+request when the last is answered (closed loop), every answer checked for the
+workload's text (plan.Workload.expect). wrk has no ramp to wait out: the stack
+is warmed up before (endpoints.warm_up), and the whole run is measured.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from wsgistack.bench.results import Result
 from wsgistack.bench.sampling import ProcessSampler
 
 SCRIPT = Path(__file__).with_name("wrk_report.lua")
-# one wrk thread: the floor's generator needs one core at most
+# one wrk thread: the generator needs one core at most
 WRK_THREADS = 1
 
 
@@ -38,7 +40,13 @@ def wrk_binary() -> str | None:
     return shutil.which("wrk")
 
 
-def wrk_argv(binary: str, url: str, users: int, seconds: float) -> list[str]:
+def wrk_argv(
+    binary: str, url: str, users: int, seconds: float, accept_encoding: str = "", expect: str = ""
+) -> list[str]:
+    """wrk's command line; ``accept_encoding``: the Accept-Encoding header every
+    request carries ("": none, as wrk sends by default); ``expect``: text every
+    2xx answer must hold (wrk_report.lua counts the others as wrong)."""
+    header = ["--header", f"Accept-Encoding: {accept_encoding}"] if accept_encoding else []
     return [
         binary,
         "--threads",
@@ -52,7 +60,11 @@ def wrk_argv(binary: str, url: str, users: int, seconds: float) -> list[str]:
         "10s",
         "--script",
         str(SCRIPT),
+        *header,
         url,
+        # the script's arguments
+        "--",
+        expect,
     ]
 
 
@@ -75,7 +87,9 @@ def fill_from_summary(result: Result, summary: dict) -> None:
     # not "read": a server closing a connection after its answer without saying so
     # (uWSGI's --http-socket) counts there, and wrk reconnects; a request lost so is
     # not in "requests", so it lowers the rate, not the answers' correctness
-    result.failures = sum(summary[k] for k in ("connect", "write", "status", "timeout"))
+    result.failures = sum(
+        summary.get(k, 0) for k in ("connect", "write", "status", "timeout", "wrong")
+    )
     result.reconnects = summary["read"]
     result.rps = result.requests / result.seconds if result.seconds else None
     if result.requests:
@@ -85,6 +99,9 @@ def fill_from_summary(result: Result, summary: dict) -> None:
         result.p99_ms = summary["p99_us"] / 1000
     if summary.get("server_timing_count"):
         result.app_cpu_ms = summary["app_cpu_ms_sum"] / summary["server_timing_count"]
+    if result.requests:
+        result.compressed = summary.get("compressed", 0) / result.requests
+        result.bytes_per_answer = summary["bytes"] / result.requests
 
 
 def children_cpu_seconds() -> float:
@@ -107,10 +124,17 @@ def measure_wrk(
     if binary is None:
         result.error = "wrk is not installed (apt-get install wrk; make deps)"
         return result
-    log = out_dir / "wrk" / f"{endpoint.stack}-{endpoint.concurrency.label}-{workload.name}.log"
+    log = out_dir / "wrk" / f"{endpoint.run_id(workload.name)}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     result.engine_files = str(log.relative_to(out_dir))
-    argv = wrk_argv(binary, endpoint.base_url + workload.path, users, seconds)
+    argv = wrk_argv(
+        binary,
+        endpoint.base_url + workload.path,
+        users,
+        seconds,
+        workload.accept_encoding,
+        workload.expect,
+    )
     # wrk is the only child ending meanwhile: the children's CPU time grows by its own
     cpu_before = children_cpu_seconds()
     with ProcessSampler(endpoint.pids) as sampler:

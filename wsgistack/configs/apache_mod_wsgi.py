@@ -87,6 +87,11 @@ def values(s: Settings) -> dict[str, str]:
         # the WSGIFreeThreading line, or a comment: only mod_wsgi 6 knows the
         # directive, and MOD_WSGI_MODULE may name Debian's 4.9 or 5.0, which
         # would refuse the config
+        # compression: GZIP_LEVEL 0 chains no filter; DeflateCompressionLevel takes 1 to 9
+        "APACHE_GZIP_CHAIN": "FilterChain gzip"
+        if s.GZIP_LEVEL
+        else "# GZIP_LEVEL=0: no compression (the filter is declared, not chained)",
+        "APACHE_GZIP_LEVEL": str(s.GZIP_LEVEL or 1),
         # the daemons' PROMETHEUS_MULTIPROC_DIR (app.wsgi), "" with METRICS=0
         "METRICS_DIR": s.METRICS_DIR if s.METRICS else "",
         "MOD_WSGI_FREE_THREADING_LINE": "WSGIFreeThreading On"

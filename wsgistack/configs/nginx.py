@@ -85,6 +85,9 @@ def values(s: Settings) -> dict[str, str]:
         or "# TRUSTED_PROXIES is empty: no address is trusted",
         # entries of the geo block that marks a trusted proxy's address
         "NGINX_TRUSTED_GEO": "\n        ".join(f"{a} 1;" for a in proxies),
+        # compression: GZIP_LEVEL 0 is off; gzip_comp_level takes 1 to 9 only
+        "NGINX_GZIP": "on" if s.GZIP_LEVEL else "off",
+        "NGINX_GZIP_LEVEL": str(s.GZIP_LEVEL or 1),
         # the media types of static files, Debian's list (mime.types), and the
         # text ones, which get a charset (snippets/static.conf)
         "NGINX_MIME_TYPES": types_block(types),

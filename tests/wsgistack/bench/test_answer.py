@@ -1,12 +1,13 @@
 """wsgistack/bench/answer.py: the replay's ratio, the recommendation per workload
-(within the limits, the noise and a memory budget) and the overhead per request."""
+(within the limits and a memory budget, ties judged by the repetitions' spread)
+and the overhead per request."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.wsgistack.bench.made_up import batch, run
-from wsgistack.bench import answer, results
+from wsgistack.bench import answer, repeats, results
 from wsgistack.bench.plan import Concurrency as C
 
 
@@ -28,23 +29,52 @@ def test_replay_ratio_is_median_against_the_fastest_stacks_median():
     assert answer.claimed_ratio(1000) == pytest.approx(343.74 / 96.02)
 
 
-def test_recommend_takes_the_fastest_within_the_limits_and_names_lighter_ones():
+def cell(stack, pxt, workload, rates, **kw):
+    """A cell measured once per rate, combined as the report does."""
+    (combined,) = repeats.cells(
+        [run(stack, pxt, workload, rps, repeat=n, **kw) for n, rps in enumerate(rates, 1)]
+    )
+    return combined
+
+
+def test_recommend_takes_the_fastest_median_within_the_limits_and_names_ties():
     res = [
-        run("uwsgi", C(4, 4), "io", 300, p95_ms=120),
-        run("uwsgi", C(2, 16), "io", 310, p95_ms=110),
-        run("uwsgi", C(8, 8), "io", 400, p95_ms=900),
-        run("uwsgi", C(1, 1), "io", 9, p95_ms=3000),
+        cell("uwsgi", C(4, 4), "io", [280, 300, 305], p95_ms=120),
+        cell("uwsgi", C(2, 16), "io", [306, 310, 330], p95_ms=110),
+        cell("uwsgi", C(8, 8), "io", [390, 400, 410], p95_ms=900),
+        cell("uwsgi", C(1, 1), "io", [9, 9, 9], p95_ms=3000),
     ]
     rec = answer.recommend(res, p95_ms=500)
-    assert rec.best.concurrency == C(2, 16)
-    assert [r.concurrency for r in rec.lighter] == []
+    # 4x4 was slower in every round: no tie
+    assert rec.best.concurrency == C(2, 16) and rec.tied == [] and rec.pick is rec.best
     assert rec.fastest_overall.concurrency == C(8, 8)
-    rec = answer.recommend(res[:2], p95_ms=500)
-    assert rec.best.concurrency == C(2, 16) and rec.lighter == []
-    res[0] = run("uwsgi", C(1, 16), "io", 300, p95_ms=120)
-    assert [r.concurrency for r in answer.recommend(res, 500).lighter] == [C(1, 16)]
+    res[0] = cell("uwsgi", C(1, 16), "io", [290, 300, 307], p95_ms=120)
+    rec = answer.recommend(res, 500)
+    # its fastest round beat 2x16's slowest: a tie, and the lighter is picked
+    assert [r.concurrency for r in rec.tied] == [C(1, 16)]
+    assert rec.pick.concurrency == C(1, 16)
     none = answer.recommend(res, p95_ms=50)
-    assert none.best is None and none.fastest_overall.concurrency == C(8, 8)
+    assert none.best is None and none.pick is None
+    assert none.fastest_overall.concurrency == C(8, 8)
+
+
+def test_a_tie_at_one_shape_goes_to_the_stack_with_less_memory():
+    res = [
+        cell("uwsgi", C(2, 1), "cpu", [100, 104, 102], pss_mb=120),
+        cell("gunicorn", C(2, 1), "cpu", [101, 99, 103], pss_mb=90),
+        cell("apache", C(2, 1), "cpu", [80, 85, 82], pss_mb=60),
+    ]
+    rec = answer.recommend(res)
+    assert rec.best.stack == "uwsgi"
+    assert [r.stack for r in rec.tied] == ["gunicorn"]
+    assert rec.pick.stack == "gunicorn"
+
+
+def test_single_runs_tie_only_when_equal():
+    a = run("uwsgi", C(2, 1), "cpu", 100)
+    b = run("uwsgi", C(1, 1), "cpu", 99)
+    assert answer.recommend([a, b]).pick is a
+    assert answer.recommend([a, run("uwsgi", C(1, 1), "cpu", 100)]).pick.concurrency == C(1, 1)
 
 
 def test_recommend_leaves_out_failing_runs():
@@ -67,11 +97,14 @@ def test_the_answer_is_a_production_stack_per_workload():
     res = [
         run("devserver", C(1, 1), "cpu", 999),
         run("uwsgi-direct", C(2, 1), "cpu", 500),
+        run("granian-bare", C(2, 1), "cpu", 600),
         run("uwsgi", C(2, 1), "cpu", 90),
         run("gunicorn", C(2, 1), "cpu", 95),
+        # the floor and the compressed request have no answer
         run("gunicorn", C(2, 1), "floor", 5000, engine="wrk"),
+        run("uwsgi", C(2, 1), "sequence-gzip", 5000, engine="wrk"),
     ]
-    found = answer.answers(res, ["cpu", "floor"])
+    found = answer.answers(res, ["cpu", "floor", "sequence-gzip"])
     assert [a.workload for a in found] == ["cpu"]
     assert found[0].recommendation.best.stack == "gunicorn"
     assert [r.stack for r in found[0].others] == ["uwsgi"]
@@ -79,12 +112,12 @@ def test_the_answer_is_a_production_stack_per_workload():
     assert "GIL" in found[0].reason
 
 
-def test_the_answer_picks_the_lightest_run_within_the_noise():
+def test_the_answer_picks_the_lightest_cell_tied_with_the_fastest():
     res = [
-        run("gunicorn", C(2, 16), "cpu", 120.7),
-        run("apache", C(2, 1), "cpu", 120.1),
-        run("apache", C(1, 1), "cpu", 61.0),
-        run("uwsgi", C(4, 4), "cpu", 114.5),
+        cell("gunicorn", C(2, 16), "cpu", [118, 120.7, 125]),
+        cell("apache", C(2, 1), "cpu", [112, 120.1, 121]),
+        cell("apache", C(1, 1), "cpu", [60, 61.0, 62]),
+        cell("uwsgi", C(4, 4), "cpu", [110, 114.5, 117]),
     ]
     (found,) = answer.answers(res, ["cpu"])
     assert found.recommendation.best.stack == "gunicorn"
@@ -116,8 +149,12 @@ def test_a_lighter_run_whose_queue_held_requests_is_no_alternative():
     """The servers' own metrics: as fast within the noise, but saturated."""
     best = run("uwsgi", C(4, 1), "io", 300, p95_ms=120, queue_median=0.0, queue_peak=1)
     lighter = run("uwsgi", C(2, 1), "io", 295, p95_ms=130, queue_median=6.0, queue_peak=9)
-    assert answer.recommend([best, lighter]).lighter == []
+    # the ranges overlap (295 and 300 in every round): a tie, were it not saturated
+    best.rps_low, best.rps_high, lighter.rps_low, lighter.rps_high = 290, 310, 285, 305
+    assert answer.recommend([best, lighter]).tied == []
+    assert answer.recommend([best, lighter]).pick is best
     assert lighter.saturated and not best.saturated
-    # when the best is saturated too, being lighter still counts
+    # when the best is saturated too, the tie counts, and the lighter is picked
     best.queue_median = 2.0
-    assert answer.recommend([best, lighter]).lighter == [lighter]
+    assert answer.recommend([best, lighter]).tied == [lighter]
+    assert answer.recommend([best, lighter]).pick is lighter

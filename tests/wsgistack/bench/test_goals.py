@@ -32,7 +32,28 @@ def test_goals_are_evaluated_from_the_results():
     assert io.holds is True and io.figure == "300.0 req/s / 320 = 0.94 x"
     apache = "I/O-bound, 2x16, >= 32 users: Apache+mod_wsgi >= 0.9 x the ceiling"
     assert verdicts[apache].holds is None
-    assert all(v.source == goals.ISSUE_6 for v in verdicts.values())
+    assert {v.source for v in verdicts.values()} == {goals.ISSUE_6, goals.ISSUE_20}
+
+
+def test_the_floor_goals_compare_with_granian_alone_and_bound_the_overhead():
+    res = [
+        run("granian-bare", C(2, 1), "floor", 6000, server_cpu_ms=0.30, app_cpu_ms=0.15),
+        run("uwsgi", C(2, 1), "floor", 5200, server_cpu_ms=0.24, app_cpu_ms=0.15),
+        run("apache", C(2, 1), "floor", 3000, server_cpu_ms=0.45, app_cpu_ms=0.15),
+        run("granian", C(2, 1), "sequence", 900, server_cpu_ms=1.6, app_cpu_ms=1.2),
+    ]
+    verdicts = {v.goal: v for v in goals.evaluate(res)}
+    floor = verdicts["2x1: the floor: nginx+uWSGI >= 0.85 x granian alone (granian-bare)"]
+    assert floor.holds is True and floor.figure.startswith("5200.0 / 6000.0 req/s = 0.87 x")
+    uwsgi = verdicts["2x1: the floor: nginx+uWSGI's overhead <= 0.1 ms per request"]
+    assert uwsgi.holds is True and "= 0.090 ms" in uwsgi.figure
+    apache = verdicts["2x1: the floor: Apache+mod_wsgi's overhead <= 0.25 ms per request"]
+    assert apache.holds is False
+    # granian at the floor was not run; granian alone on the sequence request neither
+    granian = "2x1: the floor: the granian stack >= 0.9 x granian alone (granian-bare)"
+    assert verdicts[granian].holds is None
+    sequence = "2x1: the sequence request: the granian stack >= 0.9 x granian alone (granian-bare)"
+    assert verdicts[sequence].holds is None
 
 
 def test_a_goal_notes_a_generator_bound_run():

@@ -28,22 +28,25 @@ def test_the_report_opens_with_the_answer_and_ends_with_the_goals(tmp_path, monk
                 "uss_mb": 50.0 * scale,
                 "server_processes": pxt.processes + 1,
             }
-            res += [
-                run(stack, pxt, "sequence", 300 * scale, **kw),
-                run(stack, pxt, "cpu", 50 * scale, **kw),
-                run(stack, pxt, "io", 150 * pxt.processes, **kw),
-                run(
-                    stack,
-                    pxt,
-                    "floor",
-                    3000 * scale,
-                    engine="wrk",
-                    generator_bound=True,
-                    p95_ms=5,
-                    server_cpu_ms=0.4,
-                    app_cpu_ms=0.05,
-                ),
-            ]
+            # three interleaved rounds, the median the middle one
+            for n, wobble in ((1, 0.98), (2, 1.02), (3, 1.0)):
+                res += [
+                    run(stack, pxt, "sequence", 300 * scale * wobble, repeat=n, **kw),
+                    run(stack, pxt, "cpu", 50 * scale * wobble, repeat=n, **kw),
+                    run(stack, pxt, "io", 150 * pxt.processes * wobble, repeat=n, **kw),
+                    run(
+                        stack,
+                        pxt,
+                        "floor",
+                        3000 * scale * wobble,
+                        repeat=n,
+                        engine="wrk",
+                        generator_bound=True,
+                        p95_ms=5,
+                        server_cpu_ms=0.4,
+                        app_cpu_ms=0.05,
+                    ),
+                ]
     batches = [batch("devserver", C(1, 1), 10, 0.1 + i / 100, i + 1) for i in range(3)]
     batches += [batch("uwsgi", C(2, 1), 10, 0.05 + i / 100, i + 1) for i in range(3)]
     outcome = report.Outcome(res, batches)
@@ -58,10 +61,17 @@ def test_the_report_opens_with_the_answer_and_ends_with_the_goals(tmp_path, monk
     ]
     assert "| gunicorn | 2 x 1 | 3 | 198 | 132 | 110 | 44.0 | sequence |" in md
     assert headings[-2:] == ["The project's performance goals", "Files"]
-    assert "| CPU-bound: /fib/25?method=naive (~20 ms of CPU) | **gunicorn 2 x 1** | 110.0 |" in md
+    assert (
+        "| CPU-bound: /fib/25?method=naive (~20 ms of CPU) | **gunicorn 2 x 1** | "
+        "110.0 (108-112) | 30 | no: the fastest in every round |"
+    ) in md
+    # io: uwsgi and gunicorn alike at 2x1, the same memory: a tie, the first kept
+    assert "tie with gunicorn 2 x 1 300 (294-306): the fastest and the lightest" in md
     assert "| gunicorn | 2 x 1 | floor | wrk | 0.400 | 0.050 | 0.350 | 88% |" in md
     assert "**generator-bound**" in md
-    assert "- **cpu**: gunicorn by processes x threads: 1x1 55.0, 2x1 110.0 req/s." in md
+    assert (
+        "- **cpu**: gunicorn by processes x threads: 1x1 55.0 (54-56), 2x1 110.0 (108-112) req/s."
+    ) in md
     assert "0.110 s (0.100-0.120, 3 runs)" in md
     assert verdicts and "issue 6" in md
     assert "{{" not in md and "{%" not in md
@@ -71,6 +81,8 @@ def test_the_report_opens_with_the_answer_and_ends_with_the_goals(tmp_path, monk
     assert len(images) == 6
     assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
     assert not re.search(r'(src|href)="(?!data:)', html)
-    assert (tmp_path / "results.csv").read_text().splitlines()[0].split(",") == (
-        results.RESULT_COLUMNS
-    )
+    # every run in results.csv, a row per cell in cells.csv
+    for name, rows in (("results.csv", len(res)), ("cells.csv", len(res) // 3)):
+        lines = (tmp_path / name).read_text().splitlines()
+        assert lines[0].split(",") == results.RESULT_COLUMNS
+        assert len(lines) == rows + 1

@@ -52,13 +52,9 @@ In production, put a buffering proxy (nginx, Apache) in front for these.
 from __future__ import annotations
 
 import logging
-import multiprocessing.util
 import os
-import select
 import shutil
 import sys
-import threading
-import time
 from pathlib import Path
 
 from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes, TaskImpl
@@ -74,9 +70,6 @@ FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 # the health probes (/livez, /readyz), kept out of the access log as every
 # stack keeps them (granian has no such option: a logging filter does it)
 PROBES = {"/livez", "/readyz"}
-# seconds an access log line may wait in its worker's buffer before it is
-# written: nginx's `access_log ... buffer= flush=`, for the same reason
-ACCESS_LOG_FLUSH_SECONDS = 1.0
 
 
 class NoProbes:
@@ -87,94 +80,15 @@ class NoProbes:
         return not (isinstance(record.args, dict) and record.args.get("path") in PROBES)
 
 
-class BufferedAccessLog(logging.Handler):
-    """The access log's lines to stdout in batches instead of a write() each:
-    a line reaches the log at most ACCESS_LOG_FLUSH_SECONDS after its request
-    (a thread of each worker writes what waited when traffic pauses), and a
-    worker writes what it holds when it stops (its process's finalizers on the
-    GIL build, logging.shutdown below on the free-threaded one); a worker that
-    is killed loses at most that second's lines. A batch is whole lines of at
-    most PIPE_BUF bytes, so the workers' batches never interleave mid-line in
-    a pipe (Docker's log, the runner's); a single line longer than that is
-    written on its own, as an unbuffered handler would. granian calls the
-    logging module on the request's thread, with the GIL held, for every
-    request; measured on and off in one run, the buffer's saving at the floor
-    was within the noise (docs/benchmark.md#the-granian-stack)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[bytes] = []
-        self.size = 0
-        self.written = time.monotonic()
-        # the process whose writer thread and exit hook exist (0: none yet)
-        self.writer_pid = 0
-
-    def emit(self, record) -> None:
-        try:
-            line = f"{self.format(record)}\n".encode(errors="backslashreplace")
-            with self.lock:
-                if self.writer_pid != os.getpid():
-                    self._start_writer()
-                if self.size + len(line) > select.PIPE_BUF:
-                    self._write()
-                self.lines.append(line)
-                self.size += len(line)
-                if time.monotonic() - self.written >= ACCESS_LOG_FLUSH_SECONDS:
-                    self._write()
-        except Exception:  # noqa: BLE001 - logging's own convention
-            self.handleError(record)
-
-    def _start_writer(self) -> None:
-        """The first line of this process: a worker is forked after the handler
-        was made, without its threads and exit hooks, and with a copy of what
-        its parent held (the parent writes that, not the worker)."""
-        self.writer_pid = os.getpid()
-        self.lines.clear()
-        self.size = 0
-        threading.Thread(target=self._write_when_idle, daemon=True).start()
-        multiprocessing.util.Finalize(self, self.flush, exitpriority=0)
-
-    def _write(self) -> None:
-        data = b"".join(self.lines)
-        # dropped, not kept, if stdout fails: a broken log must not grow a worker
-        self.lines.clear()
-        self.size = 0
-        self.written = time.monotonic()
-        while data:
-            data = data[os.write(sys.stdout.fileno(), data) :]
-
-    def flush(self) -> None:
-        with self.lock:
-            self._write()
-
-    def _write_when_idle(self) -> None:
-        while True:
-            time.sleep(ACCESS_LOG_FLUSH_SECONDS)
-            try:
-                self.flush()
-            except OSError:
-                # stdout closed or broken: the lines are lost, as with
-                # logging's own handlers; keep writing the next ones
-                continue
-
-
-# granian's own logging config (granian/log.py), the access handler buffered and
-# filtered; granian merges this dict's top-level keys over its own
+# granian's own logging config (granian/log.py), the access handler filtered;
+# granian merges this dict's top-level keys over its own
 LOG_CONFIG = {
     "filters": {"no_probes": {"()": NoProbes}},
     "handlers": {
         **LOGGING_CONFIG["handlers"],
-        "access": {
-            "()": BufferedAccessLog,
-            "formatter": "access",
-            "filters": ["no_probes"],
-        },
+        "access": {**LOGGING_CONFIG["handlers"]["access"], "filters": ["no_probes"]},
     },
 }
-# No logging record here needs the file, line and function that logged it (no
-# format names them): logging then skips looking them up in the caller's stack,
-# a third of each access line's cost. https://docs.python.org/3/howto/logging.html#optimization
-logging._srcfile = None
 
 
 def build(settings: Settings) -> Server:

@@ -70,11 +70,6 @@ NGINX = "nginx/nginx.conf"
 UWSGI = "uwsgi/uwsgi.ini"
 HTTPD = "apache-mod_wsgi/httpd.conf"
 NO_ACCESS_LOG = ("        log_access=True,", "        log_access=False,")
-PLAIN_ACCESS_LOG = (
-    '            "()": BufferedAccessLog,\n',
-    '            "class": "logging.StreamHandler",\n',
-)
-CALLER_LOOKUP = ("logging._srcfile = None\n", "")
 KEEP_ALIVE = ("            keep_alive=False,", "            keep_alive=True,")
 DEFAULT_BACKPRESSURE = ("        backpressure=settings.WSGI_THREADS,", "")
 NGINX_LOG = "    access_log /dev/stdout json_lines buffer=4k flush=1s;"
@@ -114,8 +109,6 @@ VARIANTS: dict[str, Variant] = {
     "apache-no-access-log": edit(HTTPD, APACHE_NO_LOG, stack="apache"),
     "apache-buffered-log": edit(HTTPD, APACHE_BUFFERED_LOG, stack="apache"),
     "granian-no-access-log": edit(SERVE, NO_ACCESS_LOG, stack="granian"),
-    "granian-unbuffered-log": edit(SERVE, PLAIN_ACCESS_LOG, stack="granian"),
-    "granian-log-before": edit(SERVE, PLAIN_ACCESS_LOG, CALLER_LOOKUP, stack="granian"),
     "granian-keep-alive": edit(SERVE, KEEP_ALIVE, stack="granian"),
     "granian-default-backpressure": edit(SERVE, DEFAULT_BACKPRESSURE, stack="granian"),
     "granian-keep-alive-default-backpressure": edit(

@@ -194,9 +194,16 @@ def main() -> int:
         for number in range(1, args.rounds + 1):
             for name in args.variants:
                 rows = run_variant(
-                    name, known[name], pxt, args.port, args.seconds, args.users, requests,
-                    out_dir, Path(scratch),
-                )  # fmt: skip
+                    name,
+                    known[name],
+                    pxt,
+                    args.port,
+                    args.seconds,
+                    args.users,
+                    requests,
+                    out_dir,
+                    Path(scratch),
+                )
                 for request, r in rows.items():
                     figures.setdefault((name, request), []).append(r)
                     print(

@@ -19,11 +19,27 @@ from wsgistack.bench.results import KEY_FIELDS, Result, num
 
 # the measurements a cell takes the median of
 MEDIAN_FIELDS = (
-    "rps", "avg_ms", "p50_ms", "p95_ms", "p99_ms", "server_cores", "generator_cores",
-    "other_cores", "app_cpu_ms", "app_ms", "server_cpu_ms", "rss_mb", "pss_mb", "uss_mb",
-    "server_processes", "compressed", "bytes_per_answer", "queue_peak", "queue_median",
+    "rps",
+    "avg_ms",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "server_cores",
+    "generator_cores",
+    "other_cores",
+    "app_cpu_ms",
+    "app_ms",
+    "server_cpu_ms",
+    "rss_mb",
+    "pss_mb",
+    "uss_mb",
+    "server_processes",
+    "compressed",
+    "bytes_per_answer",
+    "queue_peak",
+    "queue_median",
     "busy_slots",
-)  # fmt: skip
+)
 # summed over the repetitions: the failure ratio is then the whole cell's
 SUMMED_FIELDS = ("seconds", "requests", "failures", "reconnects")
 # the rest is the first measured repetition's: the run's description (users,

@@ -82,8 +82,9 @@ def test_the_units_stop_on_the_ladder_with_the_signal_that_drains(tmp_path, requ
 
 def test_nothing_of_the_layout_is_in_tmp_or_on_stdout(tmp_path):
     """Sockets and pids on /run (RuntimeDirectory=), never a predictable /tmp
-    folder; no log opened as /dev/stdout or /dev/stderr (the journal's socket)."""
-    render_layout(tmp_path)
+    folder; no log opened as /dev/stdout or /dev/stderr (the journal's socket).
+    The server's own venv: the test's may be anywhere (a checkout under /tmp)."""
+    render_layout(tmp_path, VENV=debian.DEBIAN_DEFAULTS["VENV"])
     for path in tmp_path.rglob("*"):
         if path.is_file():
             text = path.read_text(errors="replace")

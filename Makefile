@@ -103,7 +103,8 @@ freethreaded: ## build the images on CPython from source: wsgistack-freethreaded
 # (docker/build-images.sh --background prints the folder that says how it
 # ends), and runs beside the installs, the fast tier and the native server
 # tests; the container tests wait for the part they need
-# (tests/integration/compose.py). Without an engine nothing starts.
+# (tests/integration/compose.py). Without an engine nothing starts. Whatever
+# ends the run (a failed fast tier included), the build is stopped with it.
 .PHONY: test
 test: docker-deps ## install what is needed, then run the whole suite: test-fast first, then the server tests
 	@if docker info >/dev/null 2>&1; then \
@@ -112,12 +113,17 @@ test: docker-deps ## install what is needed, then run the whole suite: test-fast
 	export WSGISTACK_IMAGE_BUILD=$$build; \
 	$(MAKE) --no-print-directory deps test-deps venv && \
 	$(MAKE) --no-print-directory test-fast && \
-	$(PY) -m pytest -m server
+	$(PY) -m pytest -m server; \
+	status=$$?; \
+	if [ -n "$$build" ] && [ -f "$$build/pid" ]; then \
+		kill -TERM -- "-$$(cat "$$build/pid")" 2>/dev/null || true; \
+	fi; \
+	exit $$status
 
 # the tier of a test is its folder: tests/integration/ is `server`, the rest is
 # fast (tests/conftest.py says why and enforces it)
 .PHONY: test-fast
-test-fast: venv ## every test that needs no server, engine or network (about 30 s): the app, wsgistack, configs, lint
+test-fast: venv ## every test that needs no server, engine or network (under a minute): the app, wsgistack, configs, lint
 	$(PY) -m pytest -m "not server"
 
 .PHONY: lint

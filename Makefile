@@ -116,7 +116,7 @@ test: docker-deps ## install what is needed, then run the whole suite: test-fast
 	$(PY) -m pytest -m server; \
 	status=$$?; \
 	if [ -n "$$build" ] && [ -f "$$build/pid" ]; then \
-		kill -TERM -- "-$$(cat "$$build/pid")" 2>/dev/null || true; \
+		kill -TERM "-$$(cat "$$build/pid")" 2>/dev/null || true; \
 	fi; \
 	exit $$status
 

@@ -65,7 +65,16 @@ else
         # Descriptors 3-9 closed: a daemon that outlives this script must not
         # keep what its caller held open (a `flock LOCKFILE make test` run's
         # lock would stay held by dockerd for as long as the engine runs)
-        setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+        # --default-address-pool: networks of 256 addresses (/24) from Docker's
+        # own 172.17.0.0/16, 256 of them, where the defaults give 31 (/16s and
+        # /20s): each compose project here makes 3 or 4 networks (default,
+        # metrics, jobs, the uwsgi socket's), and the test session keeps a
+        # dozen projects up at once. With the defaults it ran out, and compose
+        # 2.40 answered `up` with status 0 and no container ("could not find an
+        # available, non-overlapping IPv4 address pool").
+        # https://docs.docker.com/reference/cli/dockerd/#default-address-pool
+        setsid nohup dockerd --default-address-pool base=172.17.0.0/16,size=24 \
+            >>"$DOCKERD_LOG" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     else
         say "dockerd is running (pid $(pgrep -x dockerd | head -n1)), waiting for it to answer"
     fi

@@ -104,7 +104,8 @@ def stack() -> Iterator[Stack]:
 
 
 def container(service: str) -> str:
-    ids = compose("ps", "--quiet", service, project=PROJECT).stdout.split()
+    # the profiles named: compose knows a service of an inactive profile as no service
+    ids = compose(*PROFILES, "ps", "--quiet", service, project=PROJECT).stdout.split()
     assert ids, f"no container for {service}"
     return ids[0]
 

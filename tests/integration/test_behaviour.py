@@ -276,6 +276,9 @@ def test_the_proxy_follows_a_recreated_app_container(stack):
         info, timeout=10, interval=0.5, what="/info answered again", detail=stack.log_tail
     )
     assert answer.json["hostname"] != before
+    # the new container's workers load the app one by one after /info first
+    # answers: the next test starts from every worker serving
+    wait_for_all_workers(stack)
 
 
 # --- 5. bad input -----------------------------------------------------------
@@ -313,6 +316,9 @@ def test_wrong_method_gets_json_405(stack):
 
 @pytest.mark.behaviour("proxy_limits")
 def test_bad_requests_are_refused_by_the_server_and_no_worker_dies(stack):
+    # every worker serving first: a worker still loading the app would show up
+    # only in the second look and read as a respawn
+    wait_for_all_workers(stack)
     before = worker_pids(stack)
     base = stack.base_url
     host = urlsplit(base).netloc

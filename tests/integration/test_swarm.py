@@ -65,7 +65,7 @@ def outcomes_of(traffic: list[SteadyTraffic]) -> tuple[list, list]:
     return [o for t in traffic for o in t.outcomes], [o for t in traffic for o in t.failed]
 
 
-def nginx_upstream_errors(lines: int = 400) -> str:
+def nginx_upstream_errors(lines: int = 50000) -> str:
     """nginx's own reasons for the failed requests: its error log's upstream
     lines (nginx logs errors to stderr, which `service logs` keeps apart)."""
     service = swarm.service_name(NAME, swarm.PROXY_SERVICE)
@@ -76,7 +76,13 @@ def nginx_upstream_errors(lines: int = 400) -> str:
         timeout=60,
         check=False,
     )
-    found = [line for line in (logs.stdout + logs.stderr).splitlines() if "upstream" in line]
+    # the error log's lines ("... while connecting to upstream"), not the JSON
+    # access lines, whose upstream_status field says "upstream" too
+    found = [
+        line
+        for line in (logs.stdout + logs.stderr).splitlines()
+        if "upstream" in line and not line.lstrip().startswith("{")
+    ]
     return "\n".join(found)[-4000:]
 
 

@@ -51,6 +51,9 @@ FAST_PROGRAMS: dict[str, set[str] | None] = {
     "python": {"--list", "--collect-only"},  # Locust listing its users, pytest its tests
     "git": {"ls-files"},  # the tracked files, for the docs' layout check
     "promtool": {"check", "test"},  # Prometheus' config checker and rule unit tests
+    # fontconfig's font list: matplotlib asks it once per machine, when it builds
+    # its font cache on the first chart (~/.cache/matplotlib)
+    "fc-list": None,
 }
 
 

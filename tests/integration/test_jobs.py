@@ -325,15 +325,16 @@ def test_time_limits_fail_the_job_with_the_reason_and_free_its_process(stack):
     # runs again (naive recursion, the Python the soft limit interrupts) when
     # the limit's SIGUSR1 is delivered, or a moment before it; so it is running
     # at its limit however fast the machine (FOREVER above)
-    paused = running(soft)
+    paused = running(soft)["worker"]
     since = time.monotonic()
-    send_signal(container_of(paused["worker"]), "STOP", paused["worker"]["pid"])
+    paused_in = container_of(paused)
+    send_signal(paused_in, "STOP", paused["pid"])
     # a process stuck where the soft limit cannot reach it (as in C code): SIGSTOP
     stuck = running(hard)["worker"]
     worker = container_of(stuck)
     send_signal(worker, "STOP", stuck["pid"])
     time.sleep(max(0.0, since + TIME_LIMIT + 1 - time.monotonic()))
-    send_signal(container_of(paused["worker"]), "CONT", paused["worker"]["pid"])
+    send_signal(paused_in, "CONT", paused["pid"])
     stopped = finished(soft, 20)
     assert stopped["state"] == "failed", stopped
     assert stopped["error"]["type"] == "SoftTimeLimitExceeded", stopped["error"]

@@ -52,6 +52,7 @@ In production, put a buffering proxy (nginx, Apache) in front for these.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import shutil
 import sys
@@ -61,6 +62,7 @@ from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes, TaskIm
 from granian.http import HTTP1Settings
 from granian.log import LOGGING_CONFIG, LogLevels
 from granian.server import Server
+from granian.server.mp import MPServer
 
 from wsgistack.settings import Settings
 
@@ -263,13 +265,58 @@ def serve_metrics(settings: Settings) -> None:
     exporter.serve("granian", settings)
 
 
+def end_now(status: int) -> None:
+    """End the process at once, its logs and standard streams flushed first,
+    without the interpreter's finalization: granian's Rust threads (tokio's and
+    the blocking pool's) may outlive the server for a moment and attach to
+    Python to drop what they hold, and CPython 3.13 ends a thread that attaches
+    during finalization with pthread_exit, whose forced unwind through Rust code
+    aborts the process ("panic in a function that cannot unwind") after every
+    request was answered and before the buffered log lines are written (CPython
+    gh-87135; 3.14 parks such a thread instead). atexit handlers do not run.
+    docs/free-threading.md"""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def wsgi_worker(*args, **kwargs) -> None:
+    """A worker process's life on the GIL build: granian's own, then the end of
+    the process as a forked worker ends (multiprocessing's os._exit): a spawned
+    one would otherwise go through the interpreter's finalization (end_now).
+    A worker whose serving raised is left to multiprocessing, which prints the
+    traceback and exits 1."""
+    MPServer._spawn_wsgi_worker(*args, **kwargs)
+    end_now(0)
+
+
 def serve(settings: Settings) -> int:
     """Serves until a stop signal; the exit status granian ended with."""
     os.makedirs(settings.RUN_DIR, exist_ok=True)
+    # How the GIL build starts its worker processes: "spawn", a fresh
+    # interpreter that imports the app itself, not "fork", a copy of this
+    # process. granian takes multiprocessing's start method (fork on Linux up
+    # to Python 3.13; granian/server/mp.py) and, with its metrics on, forks
+    # while its own Rust threads already run here (the metrics pipes' readers,
+    # started before the workers: granian/server/common.py, startup). A worker
+    # forked while one of them held a lock starts, logs "Started worker-1",
+    # and never accepts a connection: every thread waits on a futex for ever.
+    # Measured with granian 2.7.9 (METRICS=1, 1 x 8, a container started and
+    # probed in a loop): fork hung 5 of 238 starts (also 1 of 95 without this
+    # script's exporter thread), spawn 0 of 230; METRICS=0 with fork 0 of 60.
+    # The cost: ~0.3 s more per worker start, a resource tracker process, and
+    # ~19 MB more PSS at 2 workers (72 -> 91 MB). granian 2.8.9 forks the same
+    # way. The free-threaded build runs threads, not processes: unaffected.
+    # A spawned worker ends as a forked one did, without the interpreter's
+    # finalization (wsgi_worker). default: fork. docs/free-threading.md
+    multiprocessing.set_start_method("spawn", force=True)
     if settings.METRICS:
         serve_metrics(settings)
     try:
-        build(settings).serve()
+        # the free-threaded build's workers are threads of this process:
+        # granian's own worker, and the process ends below
+        build(settings).serve(spawn_target=None if FREE_THREADED else wsgi_worker)
     except SystemExit as stop:  # granian's own exit, non-zero after a worker failed
         return stop.code if isinstance(stop.code, int) else 1
     return 0
@@ -277,17 +324,7 @@ def serve(settings: Settings) -> int:
 
 if __name__ == "__main__":
     status = serve(Settings.from_env())
-    # End the process here, without the interpreter's finalization: granian's
-    # Rust threads (tokio's and the blocking pool) may still outlive serve() for
-    # a moment and attach to Python to drop what they hold. CPython 3.13 ends a
-    # thread that attaches during finalization with pthread_exit, whose forced
-    # unwind through Rust code aborts the process ("panic in a function that
-    # cannot unwind", exit 139 as PID 1) after every request was answered: 1 in
-    # 20 graceful stops on the free-threaded build, whose workers are threads of
-    # this process (CPython gh-87135: 3.14 parks such a thread instead). granian's
-    # worker processes on the GIL build end the same way (multiprocessing's
-    # os._exit), so atexit handlers run in neither. docs/free-threading.md
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    # without the interpreter's finalization (end_now): on the free-threaded
+    # build, granian's workers are threads of this process, and a graceful stop
+    # aborted 1 in 20 times (exit 139 as PID 1) before this
+    end_now(status)

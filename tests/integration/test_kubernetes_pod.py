@@ -171,6 +171,16 @@ def _worker_processes(container_id: str, marker: str) -> int:
     return sum(marker in line for line in table.splitlines()[1:])
 
 
+def _listening_ports(container_id: str) -> list[int]:
+    """The TCP ports listening in the container (IPv4: /proc/net/tcp, state 0A)."""
+    table = docker("exec", container_id, "cat", "/proc/net/tcp").stdout
+    return [
+        int(line.split()[1].rsplit(":", 1)[1], 16)
+        for line in table.splitlines()[1:]
+        if line.split()[3] == "0A"
+    ]
+
+
 def test_the_pod_serves_through_the_socket_on_the_shared_volume(images) -> None:
     objects = render("base")
     with pod(images) as running:
@@ -180,13 +190,15 @@ def test_the_pod_serves_through_the_socket_on_the_shared_volume(images) -> None:
         sockets = [p for p in running.socket_dir.iterdir() if stat.S_ISSOCK(p.stat().st_mode)]
         assert [p.name for p in sockets] == ["uwsgi.sock"]
         # uWSGI's socket is no TCP port (the image's default is 0.0.0.0:3031):
-        # the only one listening is its metrics exporter's (METRICS_PORT)
-        listening = docker("exec", running.containers["uwsgi"], "cat", "/proc/net/tcp").stdout
-        ports = [
-            int(line.split()[1].rsplit(":", 1)[1], 16)
-            for line in listening.splitlines()[1:]
-            if line.split()[3] == "0A"
-        ]
+        # the only one listening is its metrics exporter's (METRICS_PORT). The
+        # exporter is a daemon the master attaches once the workers are up, so
+        # the app may answer before it listens (seen in CI: no port at all).
+        ports = wait_until(
+            lambda: _listening_ports(running.containers["uwsgi"]),
+            timeout=30,
+            interval=0.3,
+            what="a TCP port listening in the uwsgi container",
+        )
         assert ports == [Settings.from_env(knobs(objects)).METRICS_PORT], ports
         # the knobs of the ConfigMap reached the app, the CPU limits the sizing
         info = running.get("/info").json

@@ -105,6 +105,7 @@ freethreaded: ## build the images on CPython from source: wsgistack-freethreaded
 # tests; the container tests wait for the part they need
 # (tests/integration/compose.py). Without an engine nothing starts. Whatever
 # ends the run (a failed fast tier included), the build is stopped with it.
+# --durations: the 25 slowest tests' times end the output (where CI time goes).
 .PHONY: test
 test: docker-deps ## install what is needed, then run the whole suite: test-fast first, then the server tests
 	@if docker info >/dev/null 2>&1; then \
@@ -113,7 +114,7 @@ test: docker-deps ## install what is needed, then run the whole suite: test-fast
 	export WSGISTACK_IMAGE_BUILD=$$build; \
 	$(MAKE) --no-print-directory deps test-deps venv && \
 	$(MAKE) --no-print-directory test-fast && \
-	$(PY) -m pytest -m server; \
+	$(PY) -m pytest -m server --durations=25; \
 	status=$$?; \
 	if [ -n "$$build" ] && [ -f "$$build/pid" ]; then \
 		kill -TERM "-$$(cat "$$build/pid")" 2>/dev/null || true; \

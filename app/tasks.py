@@ -200,7 +200,7 @@ def fib_job(self, n: int, method: str) -> dict[str, object]:
         records.finished(self.request.id)
     except SoftTimeLimitExceeded:
         # The work is done; its soft limit passed while its record was being
-        # stored (Valkey away or stalled: the client retries for about a
+        # stored (Valkey away: the client retries for about a
         # minute). Store it anyway rather than fail a computed job: the hard
         # limit, 5 s on, still bounds the wait. docs/jobs.md
         logger.warning(

@@ -319,8 +319,9 @@ def serve(settings: Settings) -> int:
     # forked while one of them held a lock starts, logs "Started worker-1",
     # and never accepts a connection: every thread waits on a futex for ever.
     # Measured with granian 2.7.9 (METRICS=1, 1 x 8, a container started and
-    # probed in a loop): fork hung 5 of 238 starts (also 1 of 95 without this
-    # script's exporter thread), spawn 0 of 230; METRICS=0 with fork 0 of 60.
+    # probed in a loop, docs/measurements/start-cycles.py): fork hung 6 of 253
+    # starts (2 of 96 without this script's exporter thread), spawn 0 of 630;
+    # METRICS=0 with fork 0 of 60.
     # The cost: ~0.3 s more per worker start, a resource tracker process, and
     # ~19 MB more PSS at 2 workers (72 -> 91 MB). granian 2.8.9 forks the same
     # way. The free-threaded build runs threads, not processes: unaffected.

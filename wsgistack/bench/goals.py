@@ -193,6 +193,11 @@ def noise_notes(*runs: Result) -> str:
     return "; ".join(notes)
 
 
+# the stacks whose server embeds Debian's shared libpython (uWSGI's python3
+# plugin, mod_wsgi); gunicorn and granian run in the python3 binary
+EMBEDDED_PYTHON = frozenset({"uwsgi", "apache"})
+
+
 def speed_note(run: Result, base: Result) -> str:
     if not (run.app_cpu_ms and base.app_cpu_ms):
         return ""
@@ -205,6 +210,13 @@ def speed_note(run: Result, base: Result) -> str:
         # threads contending for the GIL also cost CPU in handoffs
         else "GIL handoffs between threads, or the machine's speed changed"
     )
+    # one side in the shared libpython, the other in the python3 binary
+    embedded = [s for s in (run.stack, base.stack) if s in EMBEDDED_PYTHON]
+    if len(embedded) == 1:
+        why += (
+            f", or {embedded[0]} runs the app in the shared libpython, which ran"
+            " the same Python about 15% slower than the python3 binary (docs/benchmark.md)"
+        )
     return (
         f"the same request took {run.app_cpu_ms:.1f} vs {base.app_cpu_ms:.1f} ms of "
         f"CPU in the app (Server-Timing): {why}"

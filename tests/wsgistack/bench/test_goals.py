@@ -61,3 +61,16 @@ def test_a_goal_notes_a_generator_bound_run():
     verdict = goals.ceiling_verdict(goals.GOALS[0], r)
     assert verdict.holds is False
     assert "generator-bound" in verdict.note and "0.50 cores" in verdict.note
+
+
+def test_the_speed_note_names_the_embedded_interpreter_between_servers():
+    uwsgi = run("uwsgi", C(2, 1), "cpu", 250, app_cpu_ms=8.0)
+    gunicorn = run("gunicorn", C(2, 1), "cpu", 270, app_cpu_ms=6.5)
+    note = goals.speed_note(uwsgi, gunicorn)
+    assert "8.0 vs 6.5 ms" in note and "uwsgi runs the app in the shared libpython" in note
+    # the same server on both sides: the interpreter is the same, not a reason
+    again = goals.speed_note(uwsgi, run("uwsgi", C(2, 1), "cpu", 270, app_cpu_ms=6.5))
+    assert again and "libpython" not in again
+    # both embed it: not a difference between them either
+    apache = run("apache", C(2, 1), "cpu", 270, app_cpu_ms=6.5)
+    assert "libpython" not in goals.speed_note(uwsgi, apache)

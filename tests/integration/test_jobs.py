@@ -203,10 +203,11 @@ def value(n: int) -> str:
     return _values[n]
 
 
-def container_of(worker: dict) -> str:
-    """The container a Celery node runs in: celery@<its host name, the container id>."""
+def container_of(worker: dict, among: list[str] | None = None) -> str:
+    """The container a Celery node runs in: celery@<its host name, the container id>;
+    among the worker containers given, or those compose lists now."""
     host = worker["name"].split("@", 1)[1]
-    (found,) = [c for c in containers("worker") if c.startswith(host)]
+    (found,) = [c for c in (among or containers("worker")) if c.startswith(host)]
     return found
 
 
@@ -373,8 +374,7 @@ def test_a_job_whose_soft_limit_passes_while_valkey_is_away_is_stored_done(stack
     job = accepted(submit(HELD))
     body = running(job)
     since = time.monotonic()
-    host, pid = body["worker"]["name"].split("@", 1)[1], body["worker"]["pid"]
-    (worker,) = [c for c in workers if c.startswith(host)]
+    worker, pid = container_of(body["worker"], among=workers), body["worker"]["pid"]
     # the job's process held until Valkey is stopped 20 s before the limit,
     # then let go: it finishes its work before the limit and waits on Valkey
     # (connections refused: the worker retries its store). Valkey starts

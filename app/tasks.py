@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping
 
 import redis
 from celery import Celery
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import task_postrun
 from celery.utils.log import get_task_logger
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
@@ -178,6 +180,49 @@ def worker_records() -> Records:
     return _worker_records
 
 
+class SoftLimitAfterTheWork:
+    """The soft time limit is there to stop a job's work. Once the work is
+    done, what is left is storing its outcome: the record's completion, then
+    Celery's result. With Valkey away those stores wait (the clients retry),
+    and a soft limit passing then would fail a job whose value is computed.
+    So from the end of the work to the end of the job (Celery's task_postrun,
+    after it stored the result), the limit's signal only notes that it came;
+    the hard limit, 5 s later, still bounds the wait.
+
+    billiard's pool sends the soft limit as SIGUSR1 to the job's process,
+    whose handler raises SoftTimeLimitExceeded (billiard 4.3 pool.py,
+    soft_timeout_sighandler). The handler is put back after each job, so the
+    next job's limit stops its work as before. docs/jobs.md
+    """
+
+    SIGNAL = signal.SIGUSR1
+
+    def __init__(self) -> None:
+        self.saved: object = None
+        self.passed = False
+
+    def work_done(self) -> None:
+        # a handler is set by the main thread only (a prefork process runs
+        # its jobs there; a job run in a thread has no soft limit to turn off)
+        if threading.current_thread() is threading.main_thread():
+            self.passed = False
+            self.saved = signal.signal(self.SIGNAL, self._note)
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.passed = True
+
+    def job_ended(self) -> bool:
+        """The handler put back; whether the limit passed after the work."""
+        if self.saved is None:
+            return False
+        signal.signal(self.SIGNAL, self.saved)  # type: ignore[arg-type]
+        self.saved = None
+        return self.passed
+
+
+soft_limit = SoftLimitAfterTheWork()
+
+
 # resultrepr_maxsize: the worker's log line of a finished job shows the
 # value's first 100 characters, not its first 1024 (Celery's default)
 @celery.task(name=FIB_TASK, bind=True, resultrepr_maxsize=100)
@@ -187,7 +232,8 @@ def fib_job(self, n: int, method: str) -> dict[str, object]:
     Pure: its value depends on its arguments only, so a second run (a worker
     lost after the job finished but before it was acknowledged) gives the same
     answer; the record counts the runs. The time limits (celeryconfig.py) stop
-    it when it runs too long.
+    it when it runs too long; the soft one stops its work only
+    (SoftLimitAfterTheWork).
     """
     records = worker_records()
     records.started(self.request.id, self.request.hostname, os.getpid())
@@ -196,16 +242,17 @@ def fib_job(self, n: int, method: str) -> dict[str, object]:
     # job's own time limits like the rest of its work
     sys.set_int_max_str_digits(0)
     text = str(METHODS[method](n))
-    try:
-        records.finished(self.request.id)
-    except SoftTimeLimitExceeded:
-        # The work is done; its soft limit passed while its record was being
-        # stored (Valkey away: the client retries for about a
-        # minute). Store it anyway rather than fail a computed job: the hard
-        # limit, 5 s on, still bounds the wait. docs/jobs.md
-        logger.warning(
-            "job %s: its soft time limit passed while it stored its result; stored anyway",
-            self.request.id,
-        )
-        records.finished(self.request.id)
+    soft_limit.work_done()
+    records.finished(self.request.id)
     return {"value": text, "digits": len(text)}
+
+
+@task_postrun.connect
+def _job_ended(task_id: str, **_: object) -> None:
+    # after Celery stored the job's result (celery/app/trace.py), in the job's process
+    if soft_limit.job_ended():
+        logger.warning(
+            "job %s: its soft time limit passed after its work was done, while its "
+            "outcome was stored: stored, not failed",
+            task_id,
+        )

@@ -6,6 +6,8 @@ tests/integration/test_jobs.py."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from datetime import UTC, datetime
 
@@ -171,3 +173,36 @@ def test_a_failed_job_says_why(app, exc, kind, words):
     assert body["state"] == "failed"
     assert body["error"]["type"] == kind and words in body["error"]["detail"], body["error"]
     assert body["finished_at"] == "2025-12-02T18:31:46.000Z" and body["run_s"] == 305.0
+
+
+def test_a_soft_limit_after_the_work_is_noted_and_the_next_job_gets_it_again():
+    """billiard's pool raises SoftTimeLimitExceeded from its SIGUSR1 handler;
+    between the end of a job's work and the end of the job the signal is only
+    noted, and the handler is back for the next job (the real signal, sent to
+    this process)."""
+    from app.tasks import SoftLimitAfterTheWork
+
+    def billiards(signum, frame):
+        raise SoftTimeLimitExceeded()
+
+    def limit_passes():
+        os.kill(os.getpid(), SoftLimitAfterTheWork.SIGNAL)
+        # the handler runs in the main thread at its next instruction
+        time.sleep(0.01)
+
+    previous = signal.signal(SoftLimitAfterTheWork.SIGNAL, billiards)
+    try:
+        guard = SoftLimitAfterTheWork()
+        guard.work_done()
+        limit_passes()
+        assert guard.job_ended() is True
+        assert signal.getsignal(SoftLimitAfterTheWork.SIGNAL) is billiards
+        # the next job: its work is stopped by its limit
+        with pytest.raises(SoftTimeLimitExceeded):
+            limit_passes()
+        guard.work_done()
+        assert guard.job_ended() is False
+        # a job that failed before its work was done ends with nothing to put back
+        assert guard.job_ended() is False
+    finally:
+        signal.signal(SoftLimitAfterTheWork.SIGNAL, previous)

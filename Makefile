@@ -105,13 +105,7 @@ freethreaded: ## build the images on CPython from source: wsgistack-freethreaded
 # tests; the container tests wait for the part they need
 # (tests/integration/compose.py). Without an engine nothing starts. Whatever
 # ends the run (a failed fast tier included), the build is stopped with it.
-# The server tier runs as two pytest sessions side by side: SIDE_TESTS, whose
-# engine objects and ports are their own (a Swarm stack, the Debian server's
-# container) and whose time is mostly spent waiting on the engine and apt,
-# run beside the rest instead of after it (6 of 27 minutes, docs/tests.md).
-# Their output follows the rest's; the run fails if either fails.
-# --durations: the slowest tests' times end each output (where CI time goes).
-SIDE_TESTS := tests/integration/test_debian_server.py tests/integration/test_swarm.py
+# --durations: the 25 slowest tests' times end the output (where CI time goes).
 .PHONY: test
 test: docker-deps ## install what is needed, then run the whole suite: test-fast first, then the server tests
 	@if docker info >/dev/null 2>&1; then \
@@ -119,15 +113,8 @@ test: docker-deps ## install what is needed, then run the whole suite: test-fast
 	fi; \
 	export WSGISTACK_IMAGE_BUILD=$$build; \
 	$(MAKE) --no-print-directory deps test-deps venv && \
-	$(MAKE) --no-print-directory test-fast && { \
-		side_log=$$(mktemp /tmp/wsgistack-side-tests.XXXXXX); \
-		echo "running $(SIDE_TESTS) beside the rest (output: $$side_log, shown at the end)"; \
-		$(PY) -m pytest -m server --durations=5 $(SIDE_TESTS) >"$$side_log" 2>&1 & side=$$!; \
-		$(PY) -m pytest -m server --durations=25 $(SIDE_TESTS:%=--ignore=%); rest=$$?; \
-		wait $$side; side_status=$$?; \
-		echo; echo "=== beside the rest: $(SIDE_TESTS) ==="; cat "$$side_log"; \
-		[ $$rest = 0 ] && [ $$side_status = 0 ]; \
-	}; \
+	$(MAKE) --no-print-directory test-fast && \
+	$(PY) -m pytest -m server --durations=25; \
 	status=$$?; \
 	if [ -n "$$build" ] && [ -f "$$build/pid" ]; then \
 		kill -TERM "-$$(cat "$$build/pid")" 2>/dev/null || true; \

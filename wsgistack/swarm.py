@@ -42,6 +42,7 @@ DEFAULT_NAME = "wsgistack"
 DEFAULT_PORT = 8090
 APP_SERVICE = "uwsgi-app"
 PROXY_SERVICE = "uwsgi-nginx"
+WORKER_SERVICE = "worker"
 IMAGES = ("wsgistack-uwsgi", "wsgistack-nginx", "wsgistack-valkey", "wsgistack-worker")
 # the address swarm mode advertises on a one-node swarm (docs/swarm.md)
 ADVERTISE_ADDR = "127.0.0.1"
@@ -274,6 +275,22 @@ def remove(
     if not swarm_active():
         return
     if leftovers(name):
+        # the job workers first, while Valkey answers. `docker stack rm` stops
+        # every service at once: a worker whose Valkey vanished (no refusal: the
+        # task's address is gone) blocks in its shutdown on the dead connection
+        # and is killed at its stop grace period (40 s, exit 137). Alone, it
+        # stops in about 2 s. Measured on Engine 20.10, Celery 5.7 (docs/swarm.md)
+        worker = service_name(name, WORKER_SERVICE)
+        if docker("service", "ls", "--quiet", "--filter", f"name={worker}").split():
+            docker("service", "rm", worker)
+            label = f"label=com.docker.swarm.service.name={worker}"
+            wait_until(
+                lambda: not docker("ps", "--all", "--quiet", "--filter", label).split(),
+                timeout=timeout,
+                interval=POLL,
+                what=f"service {worker} gone",
+                error=SwarmError,
+            )
         docker("stack", "rm", name)
         wait_until(
             lambda: not leftovers(name),

@@ -150,7 +150,9 @@ worker_cancel_long_running_tasks_on_connection_loss = False
 # the soft limit raises SoftTimeLimitExceeded inside the job: it stops and is
 # failed with that reason. It interrupts Python code only; a job stuck in C
 # code (a huge multiplication, a C extension) runs on until the hard limit
-# kills its process, frees the slot and fails the job. defaults: none
+# kills its process, frees the slot and fails the job. Once a job's value is
+# computed, the soft limit no longer stops it: its stores (Valkey away) wait
+# up to the hard limit (SoftLimitAfterTheWork in app/tasks.py). defaults: none
 # https://docs.celeryq.dev/en/stable/userguide/workers.html#time-limits
 task_soft_time_limit = settings.JOB_TIME_LIMIT
 task_time_limit = settings.JOB_HARD_TIME_LIMIT

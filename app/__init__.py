@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, current_app, request
+from flask.ctx import RequestContext
 from flask.logging import default_handler
 from werkzeug.exceptions import RequestEntityTooLarge, RequestURITooLarge
 
@@ -78,6 +79,13 @@ class ConfigError(ValueError):
 
 
 class FibFlask(Flask):
+    # the request context's class: Flask's, or the metrics' that notes each
+    # request's URL rule (app/metrics.py init_app sets it)
+    request_context_class: type[RequestContext] = RequestContext
+
+    def request_context(self, environ: dict) -> RequestContext:
+        return self.request_context_class(self, environ)
+
     def make_default_options_response(self):
         # flask answers OPTIONS with an empty 200 typed text/html; an api
         # should say 204 with the Allow header and no body type
@@ -119,13 +127,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     # the client's real address is known before the rest of the app runs
     app.wsgi_app = forwarded.TrustedProxyMiddleware(app.wsgi_app, trusted)
-    # outermost but for the metrics: Server-Timing's CPU figure is the whole
-    # app's (these middlewares too), so that what a server costs beyond it
-    # (wsgistack bench: its CPU minus this figure) is the server's alone
-    app.wsgi_app = timing.ServerTimingMiddleware(app.wsgi_app, counter)
-    # around it all: Prometheus metrics by route, under the servers
-    # (app/metrics.py); they read the CPU figure Server-Timing leaves
-    metrics.init_app(app)
+    # outermost: Server-Timing's CPU figure is the whole app's (these
+    # middlewares too), so that what a server costs beyond it (wsgistack
+    # bench: its CPU minus this figure) is the server's alone. Its clocks
+    # also feed the Prometheus metrics by route, under the servers
+    # (app/metrics.py)
+    app.wsgi_app = timing.ServerTimingMiddleware(app.wsgi_app, counter, metrics.init_app(app))
 
     app.before_request(_limit_query_string)
     app.before_request(_limit_body)

@@ -27,13 +27,13 @@ https://prometheus.github.io/client_python/multiprocess/
 from __future__ import annotations
 
 import os
-import time
+import threading
+from bisect import bisect_left
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask
+from flask.ctx import RequestContext
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
-
-from app.timing import CPU_KEY
 
 # the route label of a request no URL rule matched (404, 405)
 UNMATCHED = "<unmatched>"
@@ -46,7 +46,7 @@ METHODS = frozenset(
 # slow-requests alert draws its line (deploy/prometheus/rules/alerts.yml), so
 # that the quantile there is exact rather than interpolated
 LADDER = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 60.0)
-# where a request's route is left for the middleware (by _note_route)
+# where a request's route is left for the metrics (by RouteNotingContext)
 ROUTE_KEY = "wsgistack.route"
 
 
@@ -84,7 +84,9 @@ def multiprocess() -> bool:
 
 class AppMetrics:
     """The metrics of one process; ``registry`` None in multiprocess mode,
-    where the exporter reads the files instead of a registry."""
+    where the exporter reads the files instead of a registry. The app's
+    Server-Timing middleware (app/timing.py) calls ``started`` and ``ended``
+    around every request: it already holds the clocks and the status."""
 
     def __init__(self, registry: CollectorRegistry | None, request_timeout: float) -> None:
         self.registry = registry
@@ -116,6 +118,9 @@ class AppMetrics:
             registry=registry,
         )
         self._children: dict[tuple, Any] = {}
+        # multiprocess mode: a request's writes go straight to the values
+        # (_FileWrites); else through the metrics' own methods
+        self._files = _FileWrites(self) if registry is None and multiprocess() else None
 
     def child(self, metric, *labels: str):
         # labels() takes a lock and builds a tuple each time; the children
@@ -126,59 +131,122 @@ class AppMetrics:
             found = self._children.setdefault(key, metric.labels(*labels))
         return found
 
+    def started(self) -> None:
+        """A request reached the app: one more in flight."""
+        if self._files is not None:
+            self._files.started()
+        else:
+            self.in_flight.inc()
 
-class MetricsMiddleware:
-    """Counts and times every answer of the app, errors and 404s included."""
+    def ended(self, environ, status: str, wall: float, cpu: float) -> None:
+        """A request's answer started (or it raised): count it, by the route
+        the app noted (``RouteNotingContext``), its method and status (3 digits)."""
+        route = environ.get(ROUTE_KEY, UNMATCHED)
+        method = environ.get("REQUEST_METHOD", "")
+        if method not in METHODS:
+            method = "other"
+        if self._files is not None:
+            self._files.ended(route, method, status, wall, cpu)
+            return
+        self.in_flight.dec()
+        self.child(self.requests, route, method, status).inc()
+        self.child(self.duration, route).observe(wall)
+        self.child(self.cpu, route).inc(cpu)
 
-    def __init__(self, wsgi_app, metrics: AppMetrics) -> None:
-        self.wsgi_app = wsgi_app
+
+class _FileWrites:
+    """The multiprocess mode's writes, cheaper than the metrics' own methods.
+
+    prometheus_client 0.26's ``Counter.inc`` and ``Histogram.observe`` each
+    check their arguments, then, per value written, take the library's lock,
+    ask whether the process forked and pack the value into the process's
+    file: six times per request here, about 3 us (docs/metrics.md). This
+    writes the same values into the same places (each value's ``_file``, at
+    its ``_key``: what ``MmapedValue.inc`` does) under one lock of its own,
+    after one fork check. It relies on MmapedValue's attributes (``_value``,
+    ``_file``, ``_key``) and Histogram's (``_sum``, ``_buckets``): the pinned
+    prometheus_client (requirements.txt), checked against the library's own
+    writes by tests/unit/test_metrics.py. Nothing else in the process writes
+    these values, so the library's lock is not needed for them; after a fork
+    the first request resets them to the new process's files, through the
+    library (``get``)."""
+
+    def __init__(self, metrics: AppMetrics) -> None:
         self.metrics = metrics
+        self.lock = threading.Lock()
+        self.pid = process_id()
+        self.in_flight = metrics.in_flight._value
+        self.bounds = metrics.duration._upper_bounds
+        # per (route, method, status): the counter's value, the histogram's
+        # sum and buckets, the CPU counter's value
+        self.cells: dict[tuple[str, str, str], tuple] = {}
 
-    def __call__(self, environ, start_response):
+    def _check_fork(self) -> None:
+        if self.pid != _pid:
+            # the library reopens every value on this process's files
+            self.in_flight.get()
+            self.pid = _pid
+
+    def started(self) -> None:
+        value = self.in_flight
+        with self.lock:
+            self._check_fork()
+            value._value += 1
+            value._file.write_value(value._key, value._value, 0.0)
+
+    def ended(self, route: str, method: str, status: str, wall: float, cpu: float) -> None:
+        key = (route, method, status)
+        cells = self.cells.get(key)
+        if cells is None:
+            cells = self.cells.setdefault(key, self._cells(route, method, status))
+        count, total, buckets, spent = cells
+        # the first bucket the time fits in (wall <= its bound; the last
+        # bound is +Inf), as Histogram.observe picks it; the exposition adds
+        # them up
+        bucket = buckets[bisect_left(self.bounds, wall)]
+        with self.lock:
+            self._check_fork()
+            for value, amount in (
+                (self.in_flight, -1.0),
+                (count, 1.0),
+                (total, wall),
+                (bucket, 1.0),
+                (spent, cpu),
+            ):
+                value._value += amount
+                value._file.write_value(value._key, value._value, 0.0)
+
+    def _cells(self, route: str, method: str, status: str) -> tuple:
         metrics = self.metrics
-        status = "500"  # unless the app starts an answer
-
-        def record_status(status_line, headers, exc_info=None):
-            nonlocal status
-            status = status_line[:3]
-            return start_response(status_line, headers, exc_info)
-
-        metrics.in_flight.inc()
-        wall_start = time.perf_counter()
-        try:
-            return self.wsgi_app(environ, record_status)
-        except BaseException as exc:
-            # mod_wsgi 6 raises its RequestTimeout in a request past
-            # request-timeout, and app.wsgi answers the client a 504
-            if type(exc).__name__ == "RequestTimeout":
-                status = "504"
-            raise
-        finally:
-            wall = time.perf_counter() - wall_start
-            # measured by ServerTimingMiddleware (app/timing.py), inside this
-            # one: the thread's CPU clock is a system call, read once; none
-            # for a request that raised past the app
-            cpu = environ.get(CPU_KEY, 0.0)
-            metrics.in_flight.dec()
-            route = environ.get(ROUTE_KEY, UNMATCHED)
-            method = environ.get("REQUEST_METHOD", "")
-            method = method if method in METHODS else "other"
-            metrics.child(metrics.requests, route, method, status).inc()
-            metrics.child(metrics.duration, route).observe(wall)
-            metrics.child(metrics.cpu, route).inc(cpu)
+        histogram = metrics.child(metrics.duration, route)
+        return (
+            metrics.child(metrics.requests, route, method, status)._value,
+            histogram._sum,
+            tuple(histogram._buckets),
+            metrics.child(metrics.cpu, route)._value,
+        )
 
 
-def _note_route(endpoint: str | None, values: dict | None) -> None:
-    # a URL value preprocessor runs first for every request that reaches
-    # Flask's dispatch, before any before_request function (which may refuse
-    # it), once the URL rule is matched or not
-    rule = request.url_rule
-    request.environ[ROUTE_KEY] = rule.rule if rule is not None else UNMATCHED
+class RouteNotingContext(RequestContext):
+    """Flask's request context, which also leaves the URL rule that matched
+    (or ``<unmatched>``) in the environ for the metrics. ``match_request`` is
+    the hook Flask 3.1 documents for this ("Can be overridden by a subclass to
+    hook into the matching of the request"); it runs as the context is
+    pushed, before any before_request function (which may refuse the
+    request: its route is kept). A URL value preprocessor did the same for 3
+    to 4 us more per request: Flask calls it through its request proxies
+    (docs/metrics.md)."""
+
+    def match_request(self) -> None:
+        super().match_request()
+        rule = self.request.url_rule
+        self.request.environ[ROUTE_KEY] = rule.rule if rule is not None else UNMATCHED
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask) -> AppMetrics | None:
     """Measure the app: in multiprocess mode under the servers, or into a
-    registry of its own when the config says ``METRICS=True``."""
+    registry of its own when the config says ``METRICS=True``; the metrics
+    for the Server-Timing middleware to call (None: nothing is measured)."""
     if multiprocess():
         registry = None
         if not getattr(values.ValueClass, "_wsgistack", False):
@@ -187,9 +255,9 @@ def init_app(app: Flask) -> None:
     elif app.config.get("METRICS"):
         registry = CollectorRegistry()
     else:
-        return
+        return None
     timeout = app.config.get("REQUEST_TIMEOUT") or os.environ.get("REQUEST_TIMEOUT") or 30
     metrics = AppMetrics(registry, float(timeout))
     app.extensions["metrics"] = metrics
-    app.url_value_preprocessor(_note_route)
-    app.wsgi_app = MetricsMiddleware(app.wsgi_app, metrics)
+    app.request_context_class = RouteNotingContext
+    return metrics

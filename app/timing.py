@@ -1,16 +1,18 @@
-"""Server-Timing header and the per-process request counter.
+"""Server-Timing header, the per-process request counter and the metrics' hooks.
 
-Both live in a WSGI middleware around ``app.wsgi_app`` rather than in
+All live in one WSGI middleware around ``app.wsgi_app`` rather than in
 before/after_request hooks, so every response gets the header and is
 counted: errors, 404s, 405s and anything Flask answers on its own.
 """
 
+from __future__ import annotations
+
 import threading
 import time
+from typing import TYPE_CHECKING
 
-# the request thread's CPU seconds until its answer started, left in the
-# environ for the metrics
-CPU_KEY = "wsgistack.cpu_seconds"
+if TYPE_CHECKING:
+    from app.metrics import AppMetrics
 
 
 class RequestCounter:
@@ -49,8 +51,7 @@ class ServerTimingMiddleware:
     the app returned its response, ``cpu`` the CPU milliseconds the request's
     own thread spent meanwhile (time.thread_time), so the difference is time
     spent waiting: sleeping, the GIL, the fanout pool. The middleware is the
-    app's outermost but for the metrics' (which read the CPU figure it leaves
-    in the environ, CPU_KEY), and it passes the app's status and headers on only once
+    app's outermost, and it passes the app's status and headers on only once
     the app has returned (WSGI lets headers wait until the first body chunk),
     so the figure covers all of the app: its middlewares, the view, and
     Flask's teardown after the response was made, which is a sixth of /up's
@@ -58,14 +59,25 @@ class ServerTimingMiddleware:
     Flask builds the body before it returns; an app streaming a body it makes
     while it is read would have that part left out. No app here uses WSGI's
     write() callable: it is not offered.
+
+    With ``metrics`` (app/metrics.py), the same clocks and status feed the
+    Prometheus metrics: one frame and one reading of each clock per request
+    for both (the metrics' cost on the floor: docs/metrics.md). A request that
+    raises past the app is counted as a 500, or a 504 for mod_wsgi 6's
+    RequestTimeout (raised in a request past request-timeout; app.wsgi
+    answers the client a 504).
     """
 
-    def __init__(self, wsgi_app, counter: RequestCounter) -> None:
+    def __init__(self, wsgi_app, counter: RequestCounter, metrics: AppMetrics | None = None):
         self.wsgi_app = wsgi_app
         self.counter = counter
+        self.metrics = metrics
 
     def __call__(self, environ, start_response):
         self.counter.increment()
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.started()
         wall_start = time.perf_counter()
         cpu_start = time.thread_time()
         started: list = []
@@ -74,12 +86,20 @@ class ServerTimingMiddleware:
             started[:] = [status, headers, exc_info]
             return _no_write
 
-        body = self.wsgi_app(environ, held_start_response)
+        try:
+            body = self.wsgi_app(environ, held_start_response)
+        except BaseException as exc:
+            if metrics is not None:
+                status = "504" if type(exc).__name__ == "RequestTimeout" else "500"
+                cpu = time.thread_time() - cpu_start
+                metrics.ended(environ, status, time.perf_counter() - wall_start, cpu)
+            raise
         cpu = time.thread_time() - cpu_start
-        # for the metrics (app/metrics.py), around this middleware: one clock read, not two
-        environ[CPU_KEY] = cpu
-        value = format_server_timing((time.perf_counter() - wall_start) * 1000, cpu * 1000)
+        wall = time.perf_counter() - wall_start
         status, headers, exc_info = started
+        if metrics is not None:
+            metrics.ended(environ, status[:3], wall, cpu)
+        value = format_server_timing(wall * 1000, cpu * 1000)
         start_response(status, [*headers, ("Server-Timing", value)], exc_info)
         return body
 

@@ -5,10 +5,12 @@ value comes from the client."""
 from __future__ import annotations
 
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client import generate_latest, values
+from prometheus_client.mmap_dict import MmapedDict
 
 from app import create_app
-from app.metrics import UNMATCHED, buckets
+from app import metrics as app_metrics
+from app.metrics import ROUTE_KEY, UNMATCHED, AppMetrics, buckets
 
 
 @pytest.fixture
@@ -94,3 +96,92 @@ def test_an_exception_past_the_app_is_counted_as_a_failure(measured):
         middleware({"REQUEST_METHOD": "GET", "PATH_INFO": "/io"}, lambda *a: None)
     assert value(registry, "app_requests_total", route=UNMATCHED, method="GET", status="504") == 1
     assert value(registry, "app_requests_in_flight") == 0
+
+
+# --- multiprocess mode: the writes to the worker's files ---------------------
+
+
+def files_of(folder, pid: int) -> dict[str, dict[str, float]]:
+    """Every value a process wrote, by file kind (counter, histogram, gauge_livesum)."""
+    found = {}
+    for path in folder.glob(f"*_{pid}.db"):
+        kind = path.name.rsplit("_", 1)[0]
+        found[kind] = {
+            key: value for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))
+        }
+    return found
+
+
+@pytest.fixture
+def worker_files(tmp_path, monkeypatch):
+    """AppMetrics of a made-up process PID, writing to tmp_path's files."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)
+
+    def start(pid: int) -> AppMetrics:
+        monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: pid))
+        return AppMetrics(None, 3)
+
+    return start
+
+
+ANSWERS = [  # route, method, status, wall, cpu: every bucket, +Inf included
+    ("/up", "GET", "200", 0.0001, 0.00005),
+    ("/up", "GET", "200", 0.3, 0.0002),
+    ("/fib/<n>", "GET", "422", 1.2, 0.001),
+    ("/io", "GET", "504", 3.0, 0.0),
+    ("/io", "GET", "504", 7.5, 0.01),
+    (UNMATCHED, "other", "405", 0.002, 0.001),
+]
+
+
+def test_a_requests_writes_are_the_librarys_own(tmp_path, worker_files):
+    """The writes of ``ended`` (one lock, straight to the files) leave the
+    same values as prometheus_client's own Counter.inc, Histogram.observe and
+    Gauge.inc/dec would: checked for the pinned library."""
+    # one process after the other: a value is made (a label's child) with the
+    # value class of the moment, which is the process's own
+    fast = worker_files(101)
+    assert fast._files is not None, "multiprocess mode takes the direct writes"
+    for route, method, status, wall, cpu in ANSWERS:
+        fast.started()
+        fast.ended({"REQUEST_METHOD": method, ROUTE_KEY: route}, status, wall, cpu)
+    fast.started()  # one still running
+    library = worker_files(102)
+    for route, method, status, wall, cpu in ANSWERS:
+        library.in_flight.inc()
+        library.in_flight.dec()
+        library.requests.labels(route, method, status).inc()
+        library.duration.labels(route).observe(wall)
+        library.cpu.labels(route).inc(cpu)
+    library.in_flight.inc()
+    written, expected = files_of(tmp_path, 101), files_of(tmp_path, 102)
+    assert set(written) == {"counter", "histogram", "gauge_livesum"}
+    assert written == expected
+    assert sum(v for k, v in written["counter"].items() if "app_requests_total" in k) == 6
+
+
+def test_after_a_fork_the_writes_go_to_the_new_process_files(tmp_path, worker_files, monkeypatch):
+    pid = {"value": 201}
+    monkeypatch.setattr(app_metrics, "_pid", 201)
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: pid["value"]))
+    metrics = AppMetrics(None, 3)
+    environ = {"REQUEST_METHOD": "GET", ROUTE_KEY: "/up"}
+    metrics.started()
+    metrics.ended(environ, "200", 0.01, 0.001)
+    # a fork: the child's pid, as the at-fork hook sets it
+    pid["value"] = 202
+    monkeypatch.setattr(app_metrics, "_pid", 202)
+    for _ in range(3):
+        metrics.started()
+        metrics.ended(environ, "200", 0.01, 0.001)
+
+    def answered(pid: int) -> float:
+        counters = files_of(tmp_path, pid)["counter"]
+        return sum(v for k, v in counters.items() if "app_requests_total" in k)
+
+    # the parent's one request stays its own; the child counts from zero
+    assert (answered(201), answered(202)) == (1, 3)
+    assert files_of(tmp_path, 202)["gauge_livesum"] == {
+        k: 0.0 for k in files_of(tmp_path, 202)["gauge_livesum"]
+    }

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Build every image of compose.yaml, in two parts that run side by side:
+# Build every image of compose.yaml, and the Debian server's
+# (docker/debian-server), in two parts that run side by side:
 #
 #   rest      every service outside the freethreaded profile: Debian's
-#             python3, servers and venvs (a few minutes cold)
+#             python3, servers and venvs (a few minutes cold); then the
+#             Debian server's image (about 30 s cold: Debian's packages), which
+#             `make debian-server` then finds in the cache
 #   cpython   the freethreaded profile: the images on CPython built from
 #             source, free-threaded and the GIL control (about 10 minutes
 #             cold, most of it two compiles: docker/build-python.sh)
@@ -37,24 +40,33 @@ compose() {
 cpython_services=$(compose --profile freethreaded config --services | sort)
 rest_services=$(compose --profile '*' config --services | sort | comm -23 - <(echo "$cpython_services"))
 
-build_part() { # PART SERVICES...: one part, its log and exit status in $state
+build_part() { # PART COMMAND...: one part, its log and exit status in $state
 	local part=$1
 	shift
 	local rc=0
-	# word splitting of the service list is the point
-	compose --profile '*' build "$@" >"$state/$part.log" 2>&1 || rc=$?
+	"$@" >"$state/$part.log" 2>&1 || rc=$?
 	echo "$rc" >"$state/$part.rc.tmp"
 	mv "$state/$part.rc.tmp" "$state/$part.rc"
 	return "$rc"
 }
 
+# shellcheck disable=SC2317 # called by build_part
+build_rest() {
+	# (set -e does not hold in a function called with ||: hence the &&.) The
+	# debian server's build is the same command as docker/debian-server/start.sh's,
+	# so that `make debian-server` finds its layers in the cache.
+	# shellcheck disable=SC2086 # word splitting of the service list is the point
+	compose --profile '*' build $rest_services &&
+		docker build --quiet --tag "wsgistack-debian-server:${IMAGE_TAG:-latest}" \
+			-f docker/debian-server/Dockerfile docker/debian-server
+}
+
 build_both() {
 	# shellcheck disable=SC2086
-	build_part cpython $cpython_services &
+	build_part cpython compose --profile '*' build $cpython_services &
 	local cpython=$!
 	local rc=0
-	# shellcheck disable=SC2086
-	build_part rest $rest_services || rc=$?
+	build_part rest build_rest || rc=$?
 	wait "$cpython" || rc=$?
 	return "$rc"
 }

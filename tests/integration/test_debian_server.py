@@ -112,6 +112,10 @@ def server(tmp_path_factory):
     problem = compose.engine_problem()
     if problem:
         pytest.skip(problem)
+    # the session's background build makes the server's image beside the
+    # others (docker/build-images.sh); `make debian-server` then finds it built
+    # instead of building it at once a second time
+    compose.build_images(cpython=False)
     app_env = tmp_path_factory.mktemp("debian-server") / "app.env"
     app_env.write_text(APP_ENV)
     start = time.monotonic()

@@ -9,6 +9,7 @@ tests/wsgistack/bench/test_interpreters.py.
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 from pathlib import Path
 
@@ -47,10 +48,13 @@ def report_dir(tmp_path_factory) -> Path:
             ",".join(INTERPRETERS),
             "--stacks",
             ",".join(SERVERS),
+            # one setting, two threads: where free-threading differs from the
+            # GIL; every server on every interpreter, 15 runs (the arithmetic
+            # of the other shapes: tests/wsgistack/bench/test_interpreters.py)
             "--settings",
-            "1x1,1x2",
+            "1x2",
             "--quick",
-            # 1 s per run: the tests read what ran where, not how fast (30 runs)
+            # 1 s per run: the tests read what ran where, not how fast
             "--duration",
             "1",
             "--cpuset",
@@ -76,12 +80,11 @@ def test_every_server_ran_on_every_interpreter_it_has_an_image_for(report_dir):
         for r in rows(report_dir)
     }
     expected = {
-        (f"{server}-{name}", name, "1", threads, workload)
+        (f"{server}-{name}", name, "1", "2", workload)
         for server in SERVERS
         for name in INTERPRETERS
         # no Apache on the GIL control build
         if (server, name) != ("apache", "gil")
-        for threads in ("1", "2")
         for workload in ("cpu", "sequence", "io")
     }
     assert runs == expected
@@ -113,11 +116,14 @@ def test_the_report_opens_with_the_comparison_and_its_verdict(report_dir):
     md = (report_dir / "report.md").read_text()
     assert "## The interpreters side by side: free-threaded or the GIL" in md
     # 2 x 1 was not run: the verdict says it has none rather than guessing
+    # (nor 1 x 1: no scaling figure either)
     assert "**Verdict**: The CPU-bound runs at 1 x 2 and 2 x 1 are missing" in md
     assert "`docker run --cpuset-cpus\n0`" in md
     for name in INTERPRETERS:
         assert f"\n| {name} | " in md, name
-    assert "| granian | 1x2 |" in md and "| cpu | apache |" in md
+    assert "| granian | 1x2 |" in md
+    # Apache has no image on the GIL control build: a dash in its column
+    assert re.search(r"\n\| apache \| 1x2 \| [0-9.]+ \| - \| [0-9.]+ \|", md)
     assert (report_dir / "report.html").stat().st_size > 0
 
 

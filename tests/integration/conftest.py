@@ -59,9 +59,13 @@ def _module(item) -> str:
     return module.__name__.rpartition(".")[2] if module is not None else ""
 
 
-def _params(item) -> list:
+def _params_by_name(item) -> dict:
     callspec = getattr(item, "callspec", None)
-    return [v for v in callspec.params.values() if isinstance(v, str)] if callspec else []
+    return callspec.params if callspec else {}
+
+
+def _params(item) -> list:
+    return [v for v in _params_by_name(item).values() if isinstance(v, str)]
 
 
 def images_needed(item) -> int:
@@ -73,12 +77,23 @@ def images_needed(item) -> int:
     return 0
 
 
+# the shared stacks (the `stack` fixture), by name: the node ID of the last
+# test in the session's order that uses each
+_last_use: dict[str, str] = {}
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """The native tests first, then the container tests, those of the images on
     CPython from source last: the build's long part runs meanwhile (a stable
-    sort: each group keeps pytest's order)."""
+    sort: each group keeps pytest's order). Then the last test of each shared
+    stack, which stops it (the `stack` fixture)."""
     items.sort(key=images_needed)
+    _last_use.clear()
+    for item in items:
+        # `_running_stacks`: this file's `stack`, not a module's own of that name
+        if "_running_stacks" in item.fixturenames and "stack" in _params_by_name(item):
+            _last_use[_params_by_name(item)["stack"]] = item.nodeid
 
 
 def pytest_collection_finish(session):
@@ -107,9 +122,15 @@ def _running_stacks(tmp_path_factory):
 
 @pytest.fixture
 def stack(request, _running_stacks):
-    """The stack under test, started once per session and left running."""
+    """The stack under test, started once per session and left running until
+    the last test that uses it is done. A stack left running idles at a cost:
+    Docker runs a container's healthcheck every HEALTHCHECK_INTERVAL (2 s in
+    the tests), a process in the container each time; 7 idle containers took
+    a fifth of the 2 cores (docs/tests.md)."""
     started, logs = _running_stacks
     name = request.param
+    if _last_use.get(name) == request.node.nodeid:
+        request.addfinalizer(lambda: _retire(started, name))
     if name not in started:
         target = make_target(name, logs / f"{name}.log", STACK_SETTINGS.get(name, {}))
         try:
@@ -125,6 +146,13 @@ def stack(request, _running_stacks):
         pytest.fail(f"{name} did not start (see the first test that used it): {target}")
     target.wait_ready()
     return target
+
+
+def _retire(started: dict, name: str) -> None:
+    """Stop a shared stack; a test that asks for it later starts it again."""
+    target = started.pop(name, None)
+    if target is not None and not isinstance(target, BaseException):
+        target.stop()
 
 
 @pytest.fixture

@@ -94,7 +94,10 @@ def images(engine) -> Images:
     return Images(IMAGES)
 
 
-@pytest.fixture(scope="session", params=STACKS)
+# module scope: down when the next one starts, or when the module's tests are
+# done (the CPython ones run at the session's end: conftest.py), rather than
+# idling through the other modules' tests, healthchecked every 2 s
+@pytest.fixture(scope="module", params=STACKS)
 def compose_stack(request, images) -> Iterator[str]:
     """One stack's profile up and healthy (`up --wait`); down when the next one starts."""
     profile = request.param

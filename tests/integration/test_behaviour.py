@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.integration import busy_slots
 from tests.integration.http import (
     SteadyTraffic,
     concurrently,
@@ -212,12 +213,19 @@ def test_a_worker_that_dies_mid_request_is_a_502_at_once_not_a_504(stack):
     thread = threading.Thread(
         target=lambda: results.append(request(stack.base_url, "/io?ms=3000", timeout=15))
     )
-    thread.start()
-    # fixed: nothing outside the worker shows the request arrived; 0.7 s is far
-    # more than the trip through nginx takes
-    time.sleep(0.7)
     workers = stack.processes("uWSGI worker")
     assert workers, stack.log_tail()
+    # no connection of an earlier request left (they linger for a moment)
+    wait_until(lambda: busy_slots.busy(workers) == 0, timeout=10, interval=0.05, what="idle")
+    thread.start()
+    # until a worker holds the request (the kernel shows its connection)
+    wait_until(
+        lambda: busy_slots.busy(workers) >= 1,
+        timeout=10,
+        interval=0.05,
+        what="a worker holding the request",
+        detail=stack.log_tail,
+    )
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
     thread.join(timeout=20)

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,9 @@ from wsgistack.settings import Settings
 from wsgistack.wait import wait_until
 
 CONTAINER = "wsgistack-debian-server"
+BUSY_SLOTS = Path(__file__).with_name("busy_slots.py")
+# where nginx reaches uWSGI, and Apache its mod_wsgi daemons (WSGISocketPrefix)
+APP_SOCKETS = {"uwsgi": "/run/wsgistack/uwsgi.sock", "apache": "/run/apache2/wsgi.*.sock"}
 # the suite's small numbers (a stuck request shows in seconds), but for the
 # threads: each stack's own default (uWSGI 1 per process, mod_wsgi 8)
 KNOBS = {k: str(v) for k, v in SUITE_SETTINGS.items() if k != "WSGI_THREADS"}
@@ -47,10 +51,13 @@ APP_ENV = "FLASK_IO_MAX_MS=60000\n"
 BOOT_TIMEOUT = 60
 
 
-def sh(command: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
-    """A shell command on the server, as root."""
+def sh(
+    command: str, timeout: float = 60, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess:
+    """A shell command on the server, as root (``stdin``: its input)."""
     result = subprocess.run(
-        ["docker", "exec", CONTAINER, "sh", "-c", command],
+        ["docker", "exec", *(["-i"] if stdin is not None else []), CONTAINER, "sh", "-c", command],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -104,6 +111,13 @@ class ServerStack:
             ignore=(OSError,),
             detail=self.log_tail,
         )
+
+
+def busy_slots(stack: ServerStack) -> int:
+    """The requests the stack's workers hold (tests/integration/busy_slots.py,
+    run on the server, at the app server's sockets)."""
+    script = BUSY_SLOTS.read_text()
+    return int(sh(f"python3 - --at '{APP_SOCKETS[stack.name]}'", stdin=script).stdout)
 
 
 @pytest.fixture(scope="module")
@@ -272,10 +286,21 @@ def test_a_killed_worker_costs_only_its_own_requests_and_comes_back(stack):
         except Exception as exc:  # noqa: BLE001 - a lost request is a result here
             results.append((exc, None))
 
+    # the connections of worker_pids' requests closed (they linger for a moment)
+    wait_until(lambda: busy_slots(stack) == 0, timeout=10, interval=0.1, what="idle workers")
     threads = [threading.Thread(target=slow) for _ in range(stack.slots)]
     for thread in threads:
         thread.start()
-    time.sleep(0.7)  # fixed: the requests reach their workers
+    # until every slot holds one of them (the kernel shows their connections):
+    # a request still on its way when the victim dies queues instead, and
+    # may be answered late (a fixed 0.7 s pause fell short under load)
+    wait_until(
+        lambda: busy_slots(stack) == stack.slots,
+        timeout=10,
+        interval=0.1,
+        what=f"all {stack.slots} slots holding a request",
+        detail=stack.log_tail,
+    )
     sh(f"kill -KILL {victim}")
     for thread in threads:
         thread.join(timeout=30)

@@ -50,10 +50,12 @@ def request(
     timeout: float = 30.0,
     source: str | None = None,
     context: ssl.SSLContext | None = None,
+    sent: threading.Event | None = None,
 ) -> Answer:
     """One request on a new connection; ``source``: the client address to send
     from (any 127.x address reaches a server on 127.0.0.1); an https base URL
-    is reached with ``context`` (HTTP/1.1: http.client speaks no HTTP/2)."""
+    is reached with ``context`` (HTTP/1.1: http.client speaks no HTTP/2);
+    ``sent`` is set once the request is written (the kernel has it)."""
     url = urlsplit(base_url)
     address = (source, 0) if source else None
     if url.scheme == "https":
@@ -67,6 +69,8 @@ def request(
     start = time.monotonic()
     try:
         conn.request(method, path, body=body, headers=headers or {})
+        if sent is not None:
+            sent.set()
         resp = conn.getresponse()
         data = resp.read()
         return Answer(resp.status, resp.headers, data, time.monotonic() - start)

@@ -154,7 +154,13 @@ def test_arbitrary_paths(client, path):
     # "/" is the front page, the one HTML answer (test_front.py); the test
     # client reads "//x" as host "x", path "/"
     assume(url != "/" and not url.startswith("//"))
-    assert_json_answer(client.get(url))
+    response = client.get(url)
+    if response.status_code == 503 and (url == "/jobs" or url.startswith("/jobs/")):
+        # the job routes of an app with no queue (VALKEY_ADDRESS unset): a
+        # problem that says so, not a failure (hypothesis found "/jobs")
+        assert "No job queue is configured" in response.get_json()["detail"]
+        return
+    assert_json_answer(response)
 
 
 @SETTINGS

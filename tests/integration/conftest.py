@@ -91,9 +91,10 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=images_needed)
     _last_use.clear()
     for item in items:
+        name = _params_by_name(item).get("stack")
         # `_running_stacks`: this file's `stack`, not a module's own of that name
-        if "_running_stacks" in item.fixturenames and "stack" in _params_by_name(item):
-            _last_use[_params_by_name(item)["stack"]] = item.nodeid
+        if name is not None and "_running_stacks" in item.fixturenames:
+            _last_use[name] = item.nodeid
 
 
 def pytest_collection_finish(session):

@@ -34,7 +34,8 @@ from wsgistack.settings import Settings
 from wsgistack.wait import wait_until
 
 CONTAINER = "wsgistack-debian-server"
-BUSY_SLOTS = Path(__file__).with_name("busy_slots.py")
+# tests/integration/busy_slots.py, run on the server
+BUSY_SLOTS = Path(__file__).with_name("busy_slots.py").read_text()
 # where nginx reaches uWSGI, and Apache its mod_wsgi daemons (WSGISocketPrefix)
 APP_SOCKETS = {"uwsgi": "/run/wsgistack/uwsgi.sock", "apache": "/run/apache2/wsgi.*.sock"}
 # the suite's small numbers (a stuck request shows in seconds), but for the
@@ -116,8 +117,7 @@ class ServerStack:
 def busy_slots(stack: ServerStack) -> int:
     """The requests the stack's workers hold (tests/integration/busy_slots.py,
     run on the server, at the app server's sockets)."""
-    script = BUSY_SLOTS.read_text()
-    return int(sh(f"python3 - --at '{APP_SOCKETS[stack.name]}'", stdin=script).stdout)
+    return int(sh(f"python3 - --at '{APP_SOCKETS[stack.name]}'", stdin=BUSY_SLOTS).stdout)
 
 
 @pytest.fixture(scope="module")

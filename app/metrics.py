@@ -27,6 +27,7 @@ https://prometheus.github.io/client_python/multiprocess/
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from bisect import bisect_left
 from typing import Any
@@ -159,42 +160,50 @@ class _FileWrites:
 
     prometheus_client 0.26's ``Counter.inc`` and ``Histogram.observe`` each
     check their arguments, then, per value written, take the library's lock,
-    ask whether the process forked and pack the value into the process's
-    file: six times per request here, about 3 us (docs/metrics.md). This
-    writes the same values into the same places (each value's ``_file``, at
-    its ``_key``: what ``MmapedValue.inc`` does) under one lock of its own,
-    after one fork check. It relies on MmapedValue's attributes (``_value``,
-    ``_file``, ``_key``) and Histogram's (``_sum``, ``_buckets``): the pinned
+    ask whether the process forked, look the value's key up in its file and
+    pack the value into a new bytes object that is then copied into the
+    file's mmap: six times per request here (docs/metrics.md). This writes
+    the same values into the same places under one lock of its own, after
+    one fork check, with each value's place in its file looked up once and
+    the value packed straight into the mmap (``struct.pack_into``). It relies
+    on MmapedValue's attributes (``_value``, ``_file``, ``_key``), MmapedDict's
+    (``_m``, ``_positions``: a value keeps its place for the life of the
+    file) and Histogram's (``_sum``, ``_buckets``): the pinned
     prometheus_client (requirements.txt), checked against the library's own
     writes by tests/unit/test_metrics.py. Nothing else in the process writes
-    these values, so the library's lock is not needed for them; after a fork
-    the first request resets them to the new process's files, through the
-    library (``get``)."""
+    these values, so the library's lock is not needed for them. After a fork,
+    the first request has the library reopen every value on the new
+    process's files (``get``) and looks the places up again."""
 
     def __init__(self, metrics: AppMetrics) -> None:
         self.metrics = metrics
         self.lock = threading.Lock()
-        self.pid = process_id()
-        self.in_flight = metrics.in_flight._value
         self.bounds = metrics.duration._upper_bounds
-        # per (route, method, status): the counter's value, the histogram's
-        # sum and buckets, the CPU counter's value
+        self._reset()
+
+    def _reset(self) -> None:
+        self.pid = process_id()
+        self.in_flight = _Slot(self.metrics.in_flight._value)
+        # per (route, method, status): the slots of the counter, the
+        # histogram's sum and buckets, and the CPU counter
         self.cells: dict[tuple[str, str, str], tuple] = {}
 
     def _check_fork(self) -> None:
         if self.pid != _pid:
-            # the library reopens every value on this process's files
-            self.in_flight.get()
-            self.pid = _pid
+            with self.lock:
+                if self.pid != _pid:
+                    # the library reopens every value on this process's files
+                    self.metrics.in_flight._value.get()
+                    self._reset()
 
     def started(self) -> None:
-        value = self.in_flight
+        self._check_fork()
+        slot = self.in_flight
         with self.lock:
-            self._check_fork()
-            value._value += 1
-            value._file.write_value(value._key, value._value, 0.0)
+            slot.add(1.0)
 
     def ended(self, route: str, method: str, status: str, wall: float, cpu: float) -> None:
+        self._check_fork()
         key = (route, method, status)
         cells = self.cells.get(key)
         if cells is None:
@@ -205,26 +214,42 @@ class _FileWrites:
         # them up
         bucket = buckets[bisect_left(self.bounds, wall)]
         with self.lock:
-            self._check_fork()
-            for value, amount in (
-                (self.in_flight, -1.0),
-                (count, 1.0),
-                (total, wall),
-                (bucket, 1.0),
-                (spent, cpu),
-            ):
-                value._value += amount
-                value._file.write_value(value._key, value._value, 0.0)
+            self.in_flight.add(-1.0)
+            count.add(1.0)
+            total.add(wall)
+            bucket.add(1.0)
+            spent.add(cpu)
 
     def _cells(self, route: str, method: str, status: str) -> tuple:
         metrics = self.metrics
         histogram = metrics.child(metrics.duration, route)
         return (
-            metrics.child(metrics.requests, route, method, status)._value,
-            histogram._sum,
-            tuple(histogram._buckets),
-            metrics.child(metrics.cpu, route)._value,
+            _Slot(metrics.child(metrics.requests, route, method, status)._value),
+            _Slot(histogram._sum),
+            tuple(_Slot(value) for value in histogram._buckets),
+            _Slot(metrics.child(metrics.cpu, route)._value),
         )
+
+
+_pack_into = struct.Struct("dd").pack_into
+
+
+class _Slot:
+    """One value's place in its process's file: what ``MmapedValue.inc``
+    writes there (the value, then a timestamp of 0), without its lookups."""
+
+    __slots__ = ("value", "file", "pos")
+
+    def __init__(self, value) -> None:
+        self.value = value
+        self.file = value._file
+        self.pos = value._file._positions[value._key]
+
+    def add(self, amount: float) -> None:
+        value = self.value
+        value._value += amount
+        # the file's mmap of the moment: a new key may have grown the file
+        _pack_into(self.file._m, self.pos, value._value, 0.0)
 
 
 class RouteNotingContext(RequestContext):

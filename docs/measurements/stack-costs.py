@@ -114,6 +114,12 @@ VARIANTS: dict[str, Variant] = {
     "granian-keep-alive-default-backpressure": edit(
         SERVE, KEEP_ALIVE, DEFAULT_BACKPRESSURE, stack="granian"
     ),
+    # the two costs of the granian stack's declared behaviour together, the
+    # permits left at one per thread
+    "granian-keep-alive-no-access-log": edit(SERVE, KEEP_ALIVE, NO_ACCESS_LOG, stack="granian"),
+    # the app's metrics off: what they add to the overhead at the floor
+    "uwsgi-no-metrics": Variant("uwsgi", knobs={"METRICS": "0"}),
+    "apache-no-metrics": Variant("apache", knobs={"METRICS": "0"}),
     "granian-all-three": edit(
         SERVE, KEEP_ALIVE, DEFAULT_BACKPRESSURE, NO_ACCESS_LOG, stack="granian"
     ),

@@ -144,27 +144,39 @@ def test_the_stats_server_is_read_from_its_unix_socket(tmp_path):
 
 
 def test_the_kernel_says_what_waits_in_a_listen_queue(tmp_path):
-    """Connections nobody accepted yet, on a unix and a TCP socket."""
+    """Connections nobody accepted yet, on a unix socket and on a TCP port
+    (IPv4 and IPv6 added up); one accepted is no longer waiting, though it
+    has the same local port."""
     path = str(tmp_path / "app.sock")
     held = []
-    with socket.socket(socket.AF_UNIX) as unix, socket.socket() as tcp:
+    with (
+        socket.socket(socket.AF_UNIX) as unix,
+        socket.socket() as tcp,
+        socket.socket(socket.AF_INET6) as tcp6,
+    ):
         unix.bind(path)
         unix.listen(8)
         tcp.bind(("127.0.0.1", 0))
         tcp.listen(8)
+        port = tcp.getsockname()[1]
+        tcp6.bind(("::1", port))
+        tcp6.listen(8)
         for _ in range(3):
             held.append(socket.socket(socket.AF_UNIX))
             held[-1].connect(path)
-        for _ in range(2):
-            held.append(socket.create_connection(tcp.getsockname()))
-        queue = exporter.ListenQueue(
-            {"unix": str(tmp_path / "*.sock"), "tcp": f"127.0.0.1:{tcp.getsockname()[1]}"}
-        )
+        for _ in range(3):
+            held.append(socket.create_connection(("127.0.0.1", port)))
+        held.append(socket.create_connection(("::1", port)))
+        accepted, _ = tcp.accept()
+        held.append(accepted)
+        # unread on the accepted connection: not a connection waiting
+        held[3].sendall(b"GET / HTTP/1.1\r\n")
+        queue = exporter.ListenQueue({"unix": str(tmp_path / "*.sock"), "tcp": f"127.0.0.1:{port}"})
         text = scrape(queue)
         for conn in held:
             conn.close()
     assert 'server_listen_queue{socket="unix"} 3.0' in text
-    assert 'server_listen_queue{socket="tcp"} 2.0' in text
+    assert 'server_listen_queue{socket="tcp"} 3.0' in text
 
 
 def test_the_slots_and_the_timeout_are_served_for_the_rules():

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wsgistack.bench.plan import Concurrency
+from wsgistack.bench.repeats import rps_range
 from wsgistack.bench.results import Result, find
 
 # where the goals were set
@@ -223,6 +224,27 @@ def speed_note(run: Result, base: Result) -> str:
     )
 
 
+def spread_note(goal: Goal, run: Result, base: Result) -> str:
+    """Whether the verdict depends on the round: the ratio of the run's
+    slowest round to the base's fastest, and of its fastest to the base's
+    slowest, fall on both sides of the goal. The median's verdict stands, said
+    to be within the noise (a yardstick that swings between two speeds,
+    granian alone's: docs/benchmark.md)."""
+    run_low, run_high = rps_range(run)
+    base_low, base_high = rps_range(base)
+    if not (run_low and base_low):
+        return ""
+    worst, best = run_low / base_high, run_high / base_low
+    holds_for_some = best >= goal.low and (goal.high is None or worst <= goal.high)
+    holds_for_all = within(worst, goal.low, goal.high) and within(best, goal.low, goal.high)
+    if not holds_for_some or holds_for_all:
+        return ""
+    return (
+        f"within the noise: between the rounds' slowest and fastest the ratio spans"
+        f" {worst:.2f}-{best:.2f} x, on both sides of the goal"
+    )
+
+
 def ratio_verdict(goal: Goal, title: str, run: Result | None, base: Result | None) -> Verdict:
     if run is None or base is None:
         return Verdict(title, goal.source, "", None, "not in this run's matrix")
@@ -234,7 +256,7 @@ def ratio_verdict(goal: Goal, title: str, run: Result | None, base: Result | Non
             f" (server CPU per request {run.server_cpu_ms:.1f} vs {base.server_cpu_ms:.1f} ms:"
             f" {base.server_cpu_ms / run.server_cpu_ms:.2f} x)"
         )
-    notes = [noise_notes(run, base), speed_note(run, base)]
+    notes = [spread_note(goal, run, base), noise_notes(run, base), speed_note(run, base)]
     return Verdict(
         title,
         goal.source,

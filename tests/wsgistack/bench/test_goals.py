@@ -74,3 +74,45 @@ def test_the_speed_note_names_the_embedded_interpreter_between_servers():
     # both embed it: not a difference between them either
     apache = run("apache", C(2, 1), "cpu", 270, app_cpu_ms=6.5)
     assert "libpython" not in goals.speed_note(uwsgi, apache)
+
+
+def test_a_ratio_goal_says_when_the_rounds_fall_on_both_sides_of_it():
+    """granian alone swings between two speeds from one start to the next
+    (docs/benchmark.md): a verdict its rounds could turn is said to be
+    within the noise; one every round agrees on is not."""
+    floor = "2x1: the floor: nginx+uWSGI >= 0.85 x granian alone (granian-bare)"
+
+    def verdict(uwsgi_rounds, bare_rounds):
+        low, high = uwsgi_rounds
+        res = [
+            run("uwsgi", C(2, 1), "floor", (low + high) / 2, rps_low=low, rps_high=high),
+            run(
+                "granian-bare",
+                C(2, 1),
+                "floor",
+                bare_rounds[1],
+                rps_low=bare_rounds[0],
+                rps_high=bare_rounds[1],
+            ),
+        ]
+        return {v.goal: v for v in goals.evaluate(res)}[floor]
+
+    # the base's slow rounds (9k) admit it, its fast ones (12k) do not
+    swung = verdict((8300, 8700), (9000, 12000))
+    assert swung.holds is False
+    assert "within the noise" in swung.note and "0.69-0.97 x" in swung.note
+    # every round against every round: short of 0.85 all the same
+    assert "within the noise" not in verdict((8300, 8700), (11000, 12000)).note
+    # and above it all the same
+    assert "within the noise" not in verdict((9800, 10000), (9000, 11000)).note
+
+
+def test_a_bounded_goal_is_within_the_noise_when_its_rounds_cross_a_bound():
+    (threads,) = [g for g in goals.GOALS if g.high is not None]  # 1x16 within 0.8-1.2 x 1x1
+    one = run("uwsgi", C(1, 1), "cpu", 50, rps_low=48, rps_high=52)
+    crossing = run("uwsgi", C(1, 16), "cpu", 58, rps_low=56, rps_high=64)
+    assert "1.08-1.33 x" in goals.spread_note(threads, crossing, one)
+    inside = run("uwsgi", C(1, 16), "cpu", 50, rps_low=45, rps_high=55)
+    assert goals.spread_note(threads, inside, one) == ""
+    above = run("uwsgi", C(1, 16), "cpu", 70, rps_low=65, rps_high=75)
+    assert goals.spread_note(threads, above, one) == ""

@@ -171,7 +171,9 @@ def build(settings: Settings) -> Server:
             header_read_timeout=settings.CLIENT_TIMEOUT * 1000,
             # no keep-alive: an idle keep-alive connection would hold one of
             # the backpressure permits above, so every answer closes its
-            # connection (as gunicorn's keepalive = 0 in this project).
+            # connection (as gunicorn's keepalive = 0 in this project). With
+            # it on, a new client waits as long as that many clients idle
+            # (tests/integration/test_behaviour.py, idle_connections).
             # default: True
             keep_alive=False,
             # the largest read buffer of a connection, request line and

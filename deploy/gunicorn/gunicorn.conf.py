@@ -28,6 +28,17 @@ What gunicorn cannot do, unlike the web servers in front of the other stacks
   trickles its request holds a thread until the request is complete
   (2 workers x 4 threads: 8 clients sending a byte a second made the server
   unresponsive for as long as they kept going).
+- A client that keeps its connection open after the answer stalls the whole
+  worker for up to 2 s per connection. gunicorn 27 closes a connection as RFC 9112 section
+  9.6 asks: it half-closes it, then reads until the client closes, for up to
+  2 s (``util.close_graceful``). It does this on the worker's main loop
+  (gthread ``finish_request``), which meanwhile neither accepts connections
+  nor hands answers back to clients. With 2 workers x 4 threads, 8 clients
+  in turn that each kept their connection open: 4 of 16 requests (two runs)
+  waited 1.9 to 6.0 s; closing their connections, all 8 were answered within
+  5 ms. The granian stack does not stall this way
+  (tests/integration/test_behaviour.py, idle_connections). A proxy in front
+  closes its connection to gunicorn as soon as the answer has been read.
 - No refusal under overload: requests beyond workers x threads wait in the
   kernel's backlog, and beyond that the kernel drops connections; none gets a
   quick 503.

@@ -18,6 +18,8 @@ DESCRIPTIONS: dict[str, str] = {
     "front_page": "the front page and its static files work in a real browser (Chromium)",
     "hardened_headers": "no server version leaked; security headers on every answer",
     "concurrency": "processes x threads really serve at once",
+    "idle_connections": "clients idle on kept-alive connections hold no slot: a new one is "
+    "answered at once",
     "request_timeout": "a request past `REQUEST_TIMEOUT` gets a JSON 504 within "
     "`REQUEST_TIMEOUT + 2` s, idle and under traffic; no other request fails",
     "request_timeout_at_proxy": "under traffic a stuck request's JSON 504 comes only at the "
@@ -46,6 +48,7 @@ PROXIED = {
     "endpoints",  # every endpoint answers correctly, Server-Timing intact
     "hardened_headers",  # no server version leaked, security headers present
     "concurrency",  # processes x threads are real
+    "idle_connections",  # clients idle on kept-alive connections hold no slot
     # a request past REQUEST_TIMEOUT gets a JSON 504 within REQUEST_TIMEOUT + 2 s,
     # idle and while other requests go on (none of which fails), its slot freed
     "request_timeout",
@@ -74,7 +77,8 @@ CONTAINERIZED = PROXIED - {"graceful_reload"}
 # gunicorn alone has no proxy in front: no per-request timeout (its gthread
 # `timeout` is a worker heartbeat), no overload shedding, no Host check, no body
 # limit, no slow-client defence, no security headers (deploy/gunicorn/); a stop
-# finishes the requests its threads hold and resets the ones still queued
+# finishes the requests its threads hold and resets the ones still queued; a
+# client that keeps its connection open after the answer stalls the worker
 GUNICORN = {
     "endpoints",
     "front_page",
@@ -88,8 +92,9 @@ GUNICORN = {
 # no overload shedding, no Host check, no body limit, no slow-body defence, no
 # security headers; a stop finishes the requests in flight and resets the
 # connections still queued in the kernel's backlog (deploy/granian/serve.py):
-# what gunicorn shows, no more
-GRANIAN = set(GUNICORN)
+# what gunicorn shows, and idle clients hold no slot (gunicorn 27 drains
+# each closed connection on its worker's main loop: deploy/gunicorn/)
+GRANIAN = GUNICORN | {"idle_connections"}
 
 # the edge, with TLS=1 and (natively) a trusted load balancer at 127.0.0.2: HTTPS as
 # Mozilla's intermediate profile wants it, with HTTP/2; forwarded headers and

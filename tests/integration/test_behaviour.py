@@ -145,6 +145,45 @@ def test_processes_and_threads_are_real(stack):
     assert elapsed < 1.6, f"{stack.slots} concurrent 1 s requests took {elapsed:.2f} s"
 
 
+# the share of CLIENT_TIMEOUT within which a new client must be answered while
+# every slot's worth of clients sit idle: granian closes an idle kept-alive
+# connection after CLIENT_TIMEOUT (hyper's header_read_timeout also times the
+# wait for a next request), so a stack whose idle connections held its slots
+# answers only then; /up takes milliseconds
+IDLE_SHARE = 0.75
+
+
+@pytest.mark.behaviour("idle_connections")
+def test_idle_kept_alive_connections_hold_no_slot(stack):
+    """As many clients as the stack has slots each get an answer over HTTP/1.1
+    (kept alive unless the server closes) and then sit idle; a new client is
+    answered at once, well before the first of them would be timed out.
+    granian holds an accepted connection per backpressure permit, one per
+    thread: with keep-alive on, the idle ones would keep it waiting
+    (``keep_alive=False`` in deploy/granian/serve.py)."""
+    url = urlsplit(stack.base_url)
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(stack.slots):
+            conn = socket.create_connection((url.hostname, url.port), timeout=10)
+            idle.append(conn)
+            conn.sendall(f"GET /up HTTP/1.1\r\nHost: {url.netloc}\r\n\r\n".encode())
+            first = conn.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200"), first[:200]
+            if len(idle) == 1:
+                deadline = time.monotonic() + stack.settings.CLIENT_TIMEOUT * IDLE_SHARE
+        left = deadline - time.monotonic()
+        assert left > 0.5, f"{stack.slots} requests one after the other took too long"
+        try:
+            answer = request(stack.base_url, "/up", timeout=left)
+        except OSError as exc:
+            pytest.fail(f"{stack.slots} idle connections open: a new client got no answer ({exc})")
+    finally:
+        for conn in idle:
+            conn.close()
+    assert answer.status == 200
+
+
 # --- 3. request timeout -----------------------------------------------------
 
 # a client's deadline for the stuck request's answer, beyond REQUEST_TIMEOUT: the

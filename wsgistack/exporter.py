@@ -344,6 +344,15 @@ def _unix_diag_attributes(data: bytes) -> tuple[str | None, tuple[int, int] | No
     return name, queue
 
 
+def _or_empty(read: Callable[[], dict]) -> dict:
+    """A sock_diag table, or none where the kernel refused it: every queue
+    then reads 0."""
+    try:
+        return read()
+    except OSError:
+        return {}
+
+
 class ListenQueue:
     """What waits in the kernel for the server to accept it, for any server:
     ``sockets`` maps a label (bounded: the socket's role) to a TCP
@@ -359,21 +368,14 @@ class ListenQueue:
             "Connections waiting in the kernel for the server to accept them.",
             labels=["socket"],
         )
+        # each kernel table read once per scrape, and only if asked for
         unix = tcp = None
         for label, address in self.sockets.items():
             if address.startswith("/"):
-                if unix is None:
-                    try:
-                        unix = unix_listen_queues()
-                    except OSError:
-                        unix = {}
+                unix = _or_empty(unix_listen_queues) if unix is None else unix
                 queue = sum(q[0] for path, q in unix.items() if fnmatch.fnmatch(path, address))
             else:
-                if tcp is None:
-                    try:
-                        tcp = tcp_listen_queues()
-                    except OSError:
-                        tcp = {}
+                tcp = _or_empty(tcp_listen_queues) if tcp is None else tcp
                 queue = tcp.get(int(address.rpartition(":")[2]), 0)
             waiting.add_metric([label], queue)
         yield waiting

@@ -29,9 +29,9 @@ What gunicorn cannot do, unlike the web servers in front of the other stacks
   (2 workers x 4 threads: 8 clients sending a byte a second made the server
   unresponsive for as long as they kept going).
 - A client that keeps its connection open after the answer stalls the whole
-  worker for up to 2 s per connection. gunicorn 27 closes a connection as RFC 9112 section
-  9.6 asks: it half-closes it, then reads until the client closes, for up to
-  2 s (``util.close_graceful``). It does this on the worker's main loop
+  worker for up to 2 s per connection. gunicorn 27 closes a connection as
+  RFC 9112 section 9.6 asks: it half-closes it, then reads until the client
+  closes, for up to 2 s (``util.close_graceful``). It does this on the worker's main loop
   (gthread ``finish_request``), which meanwhile neither accepts connections
   nor hands answers back to clients. With 2 workers x 4 threads, 8 clients
   in turn that each kept their connection open: 4 of 16 requests (two runs)
